@@ -1,0 +1,5 @@
+import sys
+
+from ripkit.rip.cli import main
+
+sys.exit(main())

@@ -1,0 +1,97 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from ripkit.kron import KroneckerDictionary
+from ripkit.rip.bracket import gram_gershgorin, kron_gershgorin, rip_bracket
+
+SHAPES = [(12, 10, 4, 3), (9, 14, 3, 5), (6, 5, 5, 4)]  # the last has a > m: L is rank-deficient
+
+
+def brute_force(gram, s, c=1.0):
+    """Reference δ_s by itertools over every support (independent of the numba kernel)."""
+    lam_max, lam_min = -np.inf, np.inf
+    for sup in itertools.combinations(range(gram.shape[0]), s):
+        ev = np.linalg.eigvalsh(gram[np.ix_(sup, sup)])
+        lam_max, lam_min = max(lam_max, ev[-1]), min(lam_min, ev[0])
+    return max(lam_max / c - 1, 1 - lam_min / c), lam_max / c - 1, 1 - lam_min / c
+
+
+def _cases():
+    for seed in range(12):
+        for shape in SHAPES:
+            yield seed, shape
+
+
+@pytest.mark.parametrize("max_supports", [1, 2_000_000], ids=["no-enumeration", "enumeration"])
+def test_every_bound_brackets_the_exact_constant(max_supports):
+    hits = total = 0
+    for seed, (m, n, a, b) in _cases():
+        d = KroneckerDictionary.from_seed(m, n, a, b, seed=seed)
+        g_left, g_right = d.gram_factors()
+        gram = np.kron(g_right, g_left)
+        for s in (1, 2, 3):
+            exact, plus, minus = brute_force(gram, s)
+            br = rip_bracket(d, s, n_random=30, seed=seed, max_supports=max_supports)
+            assert br.lower <= exact + 1e-10 <= br.upper + 2e-10, (seed, m, n, a, b, s)
+            for name, cand in br.lower_candidates.items():
+                assert cand["delta"] <= exact + 1e-10, name
+                sup = cand["support"]
+                ev = np.linalg.eigvalsh(gram[np.ix_(sup, sup)])
+                assert max(ev[-1] - 1, 1 - ev[0]) >= cand["delta"] - 1e-10, name  # the support attains it
+            assert all(v >= plus - 1e-10 for v in br.upper_candidates["plus"].values())
+            assert all(v >= minus - 1e-10 for v in br.upper_candidates["minus"].values())
+            total += 1
+            hits += abs(br.lower - exact) < 1e-9
+    if max_supports == 1:
+        # the adversarial + rectangle searches alone find the exact δ_s on most seeds
+        assert hits >= 0.8 * total, (hits, total)
+    else:
+        assert hits == total  # C(ab, s) is small here, so Ψ itself is enumerated
+
+
+def test_cosa_scale_bracket_equals_unit_bracket_up_to_its_factor():
+    unit = rip_bracket(KroneckerDictionary.from_seed(20, 16, 5, 4, seed=2, scale="unit"), 3, seed=0)
+    cosa = rip_bracket(KroneckerDictionary.from_seed(20, 16, 5, 4, seed=2, scale="cosa"), 3, seed=0)
+    assert cosa.isometry_scale == pytest.approx(16.0)
+    assert cosa.lower == pytest.approx(unit.lower, rel=1e-9) and cosa.upper == pytest.approx(unit.upper, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("s", [1, 2, 3, 5])
+def test_kron_gershgorin_equals_dense_gershgorin(seed, s):
+    rng = np.random.default_rng(seed)
+    left, right = rng.standard_normal((7, 5)), rng.standard_normal((3, 6))
+    g_left, g_right = left.T @ left, right @ right.T
+    np.testing.assert_allclose(kron_gershgorin(g_left, g_right, s, chunk_entries=50),
+                               gram_gershgorin(np.kron(g_right, g_left), s), rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_theorem_41_on_unit_norm_columns(seed):
+    """Theorem 4.1 / Duarte–Baraniuk: max(δ_s(L), δ_s(Rᵀ)) ≤ δ_s(Rᵀ⊗L) ≤ (1+δ_s(L))(1+δ_s(Rᵀ)) − 1."""
+    d = KroneckerDictionary.from_seed(8, 7, 4, 3, seed=seed).normalized()
+    g_left, g_right = d.gram_factors()
+    for s in (2, 3):
+        dl, dr = brute_force(g_left, min(s, 4))[0], brute_force(g_right, min(s, 3))[0]
+        dpsi = brute_force(np.kron(g_right, g_left), s)[0]
+        assert max(dl, dr) <= dpsi + 1e-12
+        assert dpsi <= (1 + dl) * (1 + dr) - 1 + 1e-12
+
+
+def test_theorem_41_lower_side_needs_unit_norm_columns():
+    """Counterexample recorded in the bracket study: with ‖L_k‖² = 1.1 and ‖R_l‖² = 0.9 every
+    column of Ψ has norm² 0.99, so δ_1(Ψ) = 0.01 < δ_1(L) = 0.1."""
+    left = np.sqrt(1.1) * np.eye(3)
+    right = np.sqrt(0.9) * np.eye(2)
+    d = KroneckerDictionary(left, right)
+    br = rip_bracket(d, 1, seed=0)
+    assert br.upper == pytest.approx(0.01) and br.lower == pytest.approx(0.01)
+    assert brute_force(left.T @ left, 1)[0] == pytest.approx(0.1)
+
+
+def test_bracket_errors():
+    d = KroneckerDictionary.from_seed(6, 5, 2, 2, seed=0)
+    with pytest.raises(ValueError, match=r"s=5 must be in \[1, ab=4\]"):
+        rip_bracket(d, 5)

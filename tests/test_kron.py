@@ -1,0 +1,100 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from scipy.sparse.linalg import aslinearoperator
+
+from ripkit.kron import KroneckerDictionary
+
+dims = st.integers(min_value=1, max_value=6)
+
+
+def _dict(m, n, a, b, seed=0):
+    rng = np.random.default_rng(seed)
+    return KroneckerDictionary(rng.standard_normal((m, a)), rng.standard_normal((b, n)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=dims, n=dims, a=dims, b=dims, seed=st.integers(0, 2**16))
+def test_vec_identity_against_numpy_kron(m, n, a, b, seed):
+    """vec(L·Y·R) = (Rᵀ⊗L)·vec(Y), column-major vec, against numpy.kron."""
+    d = _dict(m, n, a, b, seed)
+    core = np.random.default_rng(seed + 1).standard_normal((a, b))
+    psi = np.kron(d.right.T, d.left)
+    np.testing.assert_allclose(d.to_dense(), psi, rtol=0, atol=0)
+    np.testing.assert_allclose(psi @ core.ravel(order="F"), (d.left @ core @ d.right).ravel(order="F"),
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(d.matvec(core.ravel(order="F")), psi @ core.ravel(order="F"), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(d.apply(core), d.left @ core @ d.right, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=dims, n=dims, a=dims, b=dims, k=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_adjoint_dot_test(m, n, a, b, k, seed):
+    """<Ψx, y> = <x, Ψᵀy> for single vectors and blocks of k columns."""
+    d = _dict(m, n, a, b, seed)
+    rng = np.random.default_rng(seed + 7)
+    x, y = rng.standard_normal((a * b, k)), rng.standard_normal((m * n, k))
+    np.testing.assert_allclose(np.sum(d.matvec(x) * y), np.sum(x * d.rmatvec(y)), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(d.rmatvec(y[:, 0]), np.kron(d.right.T, d.left).T @ y[:, 0], rtol=1e-12, atol=1e-12)
+
+
+def test_batched_apply_matches_loop():
+    d = _dict(5, 4, 3, 2)
+    cores = np.random.default_rng(1).standard_normal((7, 3, 2))
+    out = d.apply(cores)
+    for i in range(7):
+        np.testing.assert_allclose(out[i], d.left @ cores[i] @ d.right, rtol=1e-12)
+
+
+def test_linear_operator_view_against_dense():
+    d = _dict(4, 5, 3, 2)
+    op = d.as_linear_operator()
+    psi = d.to_dense()
+    x = np.random.default_rng(0).standard_normal((6, 2))
+    np.testing.assert_allclose(op @ x, psi @ x, rtol=1e-12)
+    np.testing.assert_allclose(op.H @ (psi @ x), psi.T @ psi @ x, rtol=1e-12)
+    assert op.shape == (20, 6)
+    np.testing.assert_allclose(aslinearoperator(op).matvec(x[:, 0]), psi @ x[:, 0], rtol=1e-12)
+
+
+def test_gram_factors_and_column_norms_against_dense():
+    d = _dict(6, 5, 3, 4, seed=2)
+    psi = d.to_dense()
+    g_left, g_right = d.gram_factors()
+    np.testing.assert_allclose(np.kron(g_right, g_left), psi.T @ psi, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(d.column_norms(), np.linalg.norm(psi, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(d.normalized().to_dense(), axis=0), 1.0, rtol=1e-12)
+
+
+def test_from_seed_unit_scale_has_unit_columns_in_expectation():
+    d = KroneckerDictionary.from_seed(512, 256, 32, 8, seed=0)
+    assert d.isometry_scale == pytest.approx(1.0)
+    assert d.compression_ratio == 512
+    np.testing.assert_allclose(np.mean(d.column_norms() ** 2), 1.0, atol=0.05)
+    cosa = KroneckerDictionary.from_seed(64, 32, 8, 4, seed=0, scale="cosa")
+    assert cosa.isometry_scale == pytest.approx(64 * 32 / (8 * 4))
+
+
+def test_to_dense_refuses_large_sizes():
+    d = _dict(64, 64, 32, 32)
+    with pytest.raises(MemoryError, match=r"to_dense would allocate 32.0 MiB .* max_bytes=1000000"):
+        d.to_dense(max_bytes=1_000_000)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda d: d.apply(np.zeros((2, 2))), r"core must have shape \(3, 2\)"),
+    (lambda d: d.matvec(np.zeros(5)), r"alpha must have shape \(6,\)"),
+    (lambda d: d.rmatvec(np.zeros(5)), r"x must have shape \(20,\)"),
+])
+def test_shape_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(_dict(4, 5, 3, 2))
+
+
+def test_constructor_errors():
+    with pytest.raises(ValueError, match="left must be a 2-D array"):
+        KroneckerDictionary(np.zeros(3), np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="right contains NaN"):
+        KroneckerDictionary(np.zeros((3, 2)), np.full((2, 2), np.nan))
+    with pytest.raises(ValueError, match="isometry_scale=0"):
+        KroneckerDictionary(np.ones((3, 2)), np.ones((2, 2)), isometry_scale=0)

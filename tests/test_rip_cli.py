@@ -1,0 +1,57 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ripkit.rip.cli import main
+
+
+def _run(*args):
+    return subprocess.run([sys.executable, "-m", "ripkit.rip", *args], capture_output=True, text=True)
+
+
+def test_cli_table_smoke():
+    proc = _run("--config", "extreme", "--trials", "2", "--samples", "200")
+    assert proc.returncode == 0, proc.stderr
+    assert "compression mn/ab = 512×" in proc.stdout
+    assert "0.1580 ± 0.0510" in proc.stdout  # paper Table 4 beside ours
+    assert "coherence μ" in proc.stdout
+
+
+def test_cli_json_schema_and_out_file(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["--m", "40", "--n", "30", "--a", "6", "--b", "5", "--sparsity", "2", "4", "--samples", "100",
+                 "--trials", "3", "--estimator", "support", "--format", "json", "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["config"] == "custom" and data["psi_shape"] == [1200, 30]
+    assert data["compression_ratio"] == 40.0 and data["scale"] == "unit"
+    assert [r["s"] for r in data["results"]] == [2, 4]
+    assert set(data["results"][0]["estimators"]) == {"support"}
+    assert len(data["coherence"]["values"]) == 3
+    assert all(len(r["support"]) == r["s"] for r in data["records"])
+
+
+def test_cli_csv(capsys):
+    assert main(["--config", "extreme", "--trials", "2", "--samples", "50", "--format", "csv", "--jobs", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("seed,scale,b,a,n,m,config") and len(lines) == 1 + 2 * 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--config", "nope"], "invalid choice: 'nope'"),
+    (["--m", "4"], "missing: --n, --a, --b"),
+    (["--config", "extreme", "--sparsity", "0"], "sparsity level s=0 must be >= 1"),
+    (["--config", "extreme", "--samples", "0"], "n_samples=0 must be >= 1"),
+    (["--config", "extreme", "--trials", "x"], "invalid int value: 'x'"),
+    (["--config", "extreme", "--sparsity", "300"], "s=300 must be <= ab=256"),
+    (["--config", "extreme", "--seed", "-3"], "seed=-3 must be >= 0"),
+    (["--config", "extreme", "--budget-seconds", "0"], "--budget-seconds=0.0 must be > 0"),
+    (["--config", "extreme", "--trials", "1", "--samples", "5", "--out", "/nonexistent/dir/x"], "cannot write --out"),
+])
+def test_cli_errors_exit_2_with_one_line(args, message):
+    proc = _run(*args)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert message in proc.stderr
