@@ -55,3 +55,26 @@ def test_cli_errors_exit_2_with_one_line(args, message):
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert message in proc.stderr
+
+
+def test_cli_bracket_json_carries_supports(tmp_path):
+    out = tmp_path / "b.json"
+    assert main(["--m", "20", "--n", "16", "--a", "5", "--b", "4", "--sparsity", "2", "3", "--trials", "2",
+                 "--samples", "100", "--estimator", "all", "--budget-seconds", "5", "--format", "json",
+                 "--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    brackets = [r for r in data["records"] if r["estimator"] == "bracket"]
+    support = {(r["trial"], r["s"]): r["delta"] for r in data["records"] if r["estimator"] == "support"}
+    assert len(brackets) == 4
+    for r in brackets:
+        assert r["lower"] <= r["upper"]
+        assert r["lower"] >= support[(r["trial"], r["s"])] - 1e-12  # never below the best random support
+        assert 1 <= len(r["lower_support"]) <= r["s"]
+        assert r["lower_by"] in r["lower_candidates"]
+
+
+def test_cli_table_shows_bracket(capsys):
+    assert main(["--m", "20", "--n", "16", "--a", "5", "--b", "4", "--sparsity", "2", "--trials", "1",
+                 "--samples", "50", "--estimator", "bracket"]) == 0
+    out = capsys.readouterr().out
+    assert "certified bracket per dictionary" in out and "lower" in out and "upper" in out

@@ -49,6 +49,8 @@ __all__ = ["RipBracket", "rip_bracket", "factor_extremes", "kron_gershgorin", "g
 
 #: Default cap on supports enumerated exactly (for Ψ itself and for each factor).
 MAX_SUPPORTS = 2_000_000
+#: Relative widening of both sides against floating-point rounding in eigenvalues.
+FP_MARGIN = 1e-12
 
 
 @dataclass(frozen=True)
@@ -260,6 +262,10 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
     low = lower[lower_by][0]
     if low > upper + 1e-9 * max(1.0, abs(upper)):
         raise RuntimeError(f"internal error: certified lower {low} exceeds certified upper {upper} for s={s}")
+    # Eigensolvers have backward error ~1e-15·‖G‖; widen both sides by FP_MARGIN (relative)
+    # so that rounding can never make the bracket exclude the true δ_s.
+    low -= FP_MARGIN * max(1.0, abs(low))
+    upper += FP_MARGIN * max(1.0, abs(upper))
     factor_exact = {"left": {"t": sa, "exact": left["exact"], "supports_per_second": left["supports_per_second"]},
                     "right": {"t": sb, "exact": right["exact"], "supports_per_second": right["supports_per_second"]}}
     return RipBracket(

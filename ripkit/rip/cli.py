@@ -170,7 +170,7 @@ def _bracket_lines(out):
     lines = ["", "certified bracket per dictionary: lower ≤ δ_s ≤ upper (each side names the bound that gave it)",
              f"{'s':>4} {'trial':>5}  {'percentile':>10}  {'lower':>8} {'by':<14} {'upper':>8} by"]
     pct = {(r["trial"], r["s"]): r["delta"] for r in out["records"] if r["estimator"] == "percentile"}
-    for r in recs:
+    for r in sorted(recs, key=lambda r: (r["s"], r["trial"])):
         p = pct.get((r["trial"], r["s"]))
         ptxt = f"{p:10.4f}" if p is not None else f"{'-':>10}"
         lines.append(f"{r['s']:>4} {r['trial']:>5}  {ptxt}  {r['lower']:8.4f} {r['lower_by']:<14} "
