@@ -1,0 +1,176 @@
+"""ripkit.adapters against hand-computed torch expressions and peft's GraLoRA."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose
+from torch import nn
+
+from ripkit import partition as P
+from ripkit.adapters import (BlockLoRALinear, CoSALinear, LoRALinear, adapter_modules, inject,
+                             parameter_report)
+from ripkit.projections import layer_seed, projection_pair
+
+
+def tiny_bert(seed=0):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(seed)
+    cfg = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=32, num_labels=2)
+    return BertForSequenceClassification(cfg).eval()
+
+
+def randomize_(module, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters(recurse=False):
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+
+
+@pytest.fixture
+def x():
+    return torch.randn(3, 5, 12, generator=torch.Generator().manual_seed(0))
+
+
+def test_cosa_matches_hand_computed_eq9(x):
+    base = nn.Linear(12, 10)
+    mod = CoSALinear(base, 4, 3, seed=7, scaling=0.5)
+    assert torch.equal(mod(x), base(x))  # Y = 0 at init
+    randomize_(mod)
+    left, right = projection_pair(10, 12, 4, 3, 7, scale="cosa")
+    left, right = torch.tensor(left, dtype=torch.float32), torch.tensor(right, dtype=torch.float32)
+    want = x @ base.weight.T + base.bias + 0.5 * x @ (left @ mod.core @ right).T
+    torch.testing.assert_close(mod(x), want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(mod.delta_weight(), 0.5 * left @ mod.core @ right)
+    assert [p for p in mod.parameters() if p.requires_grad] != []
+    assert "left" not in mod.state_dict() and "core" in mod.state_dict()
+
+
+def test_lora_matches_hand_computed(x):
+    base = nn.Linear(12, 10)
+    mod = LoRALinear(base, 4, alpha=8, seed=3)
+    assert torch.equal(mod(x), base(x))
+    assert mod.lora_A.abs().max() <= 1 / math.sqrt(12)
+    randomize_(mod)
+    want = base(x) + 2.0 * (x @ mod.lora_A.T) @ mod.lora_B.T
+    torch.testing.assert_close(mod(x), want)
+
+
+def dense_blocks(mod: BlockLoRALinear) -> torch.Tensor:
+    """The block matrix written out entry by entry from the stored factors."""
+    k, rb = mod.k, mod.r // mod.k
+    m, n = mod.shape
+    reordered = torch.zeros(m, n)
+    rc, cc = mod.row_cuts, mod.col_cuts
+    for i in range(k):
+        for j in range(k):
+            reordered[rc[i]:rc[i + 1], cc[j]:cc[j + 1]] = (
+                mod.lora_B[rc[i]:rc[i + 1], j * rb:(j + 1) * rb] @ mod.lora_A[i * rb:(i + 1) * rb, cc[j]:cc[j + 1]])
+    out = torch.zeros(m, n)
+    rp, cp = mod.row_perm.tolist(), mod.col_perm.tolist()
+    for i in range(m):
+        for j in range(n):
+            out[rp[i], cp[j]] = reordered[i, j]
+    return mod.scaling * out
+
+
+@pytest.mark.parametrize("partition", ["contiguous", "random", "clustered"])
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_block_lora_equals_its_dense_block_matrix(partition, k, x):
+    base = nn.Linear(12, 9)
+    mod = BlockLoRALinear(base, 6, k, partition=partition, alpha=3, seed=5)
+    assert torch.equal(mod(x), base(x))
+    randomize_(mod)
+    dense = dense_blocks(mod)
+    torch.testing.assert_close(mod.delta_weight(), dense, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(mod(x), base(x) + x @ dense.T, rtol=1e-5, atol=1e-6)
+    assert sum(p.numel() for p in mod.parameters(recurse=False)) == (12 + 9) * 6
+
+
+def test_block_lora_k1_is_lora(x):
+    base = nn.Linear(12, 10)
+    blk, lora = BlockLoRALinear(base, 4, 1, seed=2), LoRALinear(base, 4, seed=2)
+    randomize_(blk), randomize_(lora)
+    torch.testing.assert_close(blk(x), lora(x))
+
+
+def test_contiguous_block_lora_equals_peft_gralora():
+    from peft.tuners.gralora.config import GraloraConfig
+    from peft.tuners.gralora.layer import Linear as GraloraLinear
+
+    base = nn.Linear(12, 8)
+    mod = BlockLoRALinear(base, 4, 2, partition="contiguous", alpha=6, seed=0)
+    randomize_(mod)
+    ref = GraloraLinear(nn.Linear(12, 8), "default", "q", GraloraConfig(r=4, gralora_k=2, alpha=6), r=4)
+    with torch.no_grad():  # gralora_A[j] = lora_A[:, J_j]ᵀ, gralora_B[i] = lora_B[I_i, :]ᵀ
+        ref.gralora_A["default"].copy_(torch.stack([mod.lora_A[:, :6].T, mod.lora_A[:, 6:].T]))
+        ref.gralora_B["default"].copy_(torch.stack([mod.lora_B[:4].T, mod.lora_B[4:].T]))
+    torch.testing.assert_close(mod.delta_weight(), ref.get_delta_weight("default"), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("partitioner", ["cosine", "spectral", "balance"])
+def test_repartition_keeps_function_and_merges(partitioner):
+    model = tiny_bert()
+    inject(model, method="cps-lora", r=4, k=2, base_seed=1)
+    ids = torch.randint(0, 60, (2, 7), generator=torch.Generator().manual_seed(0))
+    for mod in adapter_modules(model).values():
+        randomize_(mod)
+    before = model(input_ids=ids).logits
+    totals = {n: m.delta_weight().clone() for n, m in adapter_modules(model).items()}
+    for mod in adapter_modules(model).values():
+        w_before = mod.base.weight.clone()
+        block = mod.block_delta_weight()
+        part = mod.repartition(partitioner, seed=0)
+        assert isinstance(part, P.Partition)
+        torch.testing.assert_close(mod.base.weight, w_before + block)  # Algorithm 1, line 4
+        assert torch.all(mod.lora_B == 0) and mod.n_repartitions == 1
+    after = model(input_ids=ids).logits
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
+    for name, mod in adapter_modules(model).items():  # recorded total ΔW is unchanged
+        torch.testing.assert_close(mod.delta_weight(), totals[name], rtol=1e-5, atol=1e-6)
+
+
+def test_repartition_needs_clustered():
+    mod = BlockLoRALinear(nn.Linear(8, 8), 4, 2, partition="random")
+    with pytest.raises(ValueError, match="partition='clustered'"):
+        mod.repartition()
+
+
+def test_inject_freezes_everything_but_adapters_and_head():
+    model = tiny_bert()
+    names = inject(model, method="cosa", a=8, b=4, base_seed=3)
+    assert len(names) == 12  # 6 linear layers × 2 encoder layers
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {f"{n}.core" for n in names} | {"classifier.weight", "classifier.bias"}
+    mods = adapter_modules(model)
+    assert {n: m.seed for n, m in mods.items()} == {n: layer_seed(3, n) for n in names}
+    report = parameter_report(model)
+    assert report.adapter == 12 * 8 * 4 and report.head == 32 * 2 + 2 and report.n_layers == 12
+    assert report.to_dict()["fraction"] == pytest.approx(report.trainable / report.total)
+
+
+def test_inject_full_and_errors():
+    model = tiny_bert()
+    inject(model, method="full")
+    assert all(p.requires_grad for p in model.parameters())
+    with pytest.raises(ValueError, match="match no nn.Linear"):
+        inject(tiny_bert(), targets=["nothing"], method="lora")
+    with pytest.raises(ValueError, match="method='dora' must be one of"):
+        inject(tiny_bert(), method="dora")
+    with pytest.raises(ValueError, match="r=6 must be divisible by k=4"):
+        BlockLoRALinear(nn.Linear(8, 8), 6, 4)
+    with pytest.raises(TypeError, match="base must be an nn.Linear"):
+        CoSALinear(nn.Conv1d(2, 2, 1), 2, 2, seed=0)
+    with pytest.raises(ValueError, match="r=9 must be <= min"):
+        LoRALinear(nn.Linear(8, 8), 9)
+
+
+def test_projection_buffers_follow_base_dtype():
+    base = nn.Linear(6, 5).double()
+    mod = CoSALinear(base, 3, 2, seed=1)
+    left, _ = projection_pair(5, 6, 3, 2, 1, scale="cosa")
+    assert mod.left.dtype == torch.float64
+    assert_allclose(mod.left.numpy(), left, rtol=0, atol=0)
+    np.testing.assert_equal(mod.core.detach().numpy(), np.zeros((3, 2)))
