@@ -1,7 +1,7 @@
 """ripkit.subspaces against scipy.linalg.subspace_angles and constructed angles."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import example, given, settings, strategies as st
 from numpy.testing import assert_allclose
 from scipy.linalg import subspace_angles
 
@@ -11,12 +11,17 @@ from ripkit.partition import Partition, contiguous
 
 @settings(max_examples=20, deadline=None)
 @given(m=st.integers(4, 30), p=st.integers(1, 4), q=st.integers(1, 4), seed=st.integers(0, 10**6))
+@example(m=4, p=3, q=2, seed=4)  # intersecting subspaces: scipy's zero angle is 3e-8
 def test_principal_angles_match_scipy(m, p, q, seed):
     rng = np.random.default_rng(seed)
     a, b = rng.standard_normal((m, p)), rng.standard_normal((m, q))
     ours = subspaces.principal_angles(a, b)
-    assert_allclose(ours, np.sort(subspace_angles(a, b)), atol=1e-12)
+    # scipy returns an exactly-zero angle (intersecting subspaces, p + q > m) as ~3e-8, the
+    # sqrt(eps) accuracy of its cosine branch; ours uses the sine branch there, hence atol 1e-7.
+    assert_allclose(ours, np.sort(subspace_angles(a, b)), atol=1e-7)
     assert_allclose(ours, subspaces.principal_angles(b, a), atol=1e-12)  # symmetric
+    if p + q > m:  # the subspaces intersect: the smallest angle is exactly zero
+        assert ours[0] < 1e-12
 
 
 def test_constructed_angles_including_tiny_ones():
