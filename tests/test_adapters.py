@@ -11,22 +11,7 @@ from ripkit import partition as P
 from ripkit.adapters import (BlockLoRALinear, CoSALinear, LoRALinear, adapter_modules, inject,
                              parameter_report)
 from ripkit.projections import layer_seed, projection_pair
-
-
-def tiny_bert(seed=0):
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=32, num_labels=2)
-    return BertForSequenceClassification(cfg).eval()
-
-
-def randomize_(module, seed=1):
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters(recurse=False):
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+from _models import randomize_, tiny_bert
 
 
 @pytest.fixture

@@ -13,22 +13,7 @@ from numpy.testing import assert_allclose
 from ripkit.adapters import adapter_modules, inject
 from ripkit.checkpoints import (ADAPTER_FILE, META_FILE, CheckpointError, apply_adapter, load_adapter,
                                 save_adapter)
-
-
-def tiny_bert(seed=0):
-    """A 2-layer, hidden-32 random BERT classifier built from a config (no download)."""
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=32, num_labels=2)
-    return BertForSequenceClassification(cfg).eval()
-
-def randomize_(module, seed=1):
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters(recurse=False):
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+from _models import randomize_, tiny_bert
 
 
 def rel_err(a, b):

@@ -13,16 +13,7 @@ from safetensors.torch import load_file
 
 from ripkit.checkpoints import load_adapter
 from ripkit.train import batch_indices, build_parser, get_lr, main, run
-
-
-def tiny_bert(seed=0):
-    """A 2-layer, hidden-32 random BERT classifier built from a config (no download)."""
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(seed)
-    cfg = BertConfig(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=32, num_labels=2)
-    return BertForSequenceClassification(cfg).eval()
+from _models import tiny_bert
 
 
 def synthetic_data(n=96, n_eval=32, length=8, seed=0):
