@@ -95,3 +95,12 @@ def test_bracket_errors():
     d = KroneckerDictionary.from_seed(6, 5, 2, 2, seed=0)
     with pytest.raises(ValueError, match=r"s=5 must be in \[1, ab=4\]"):
         rip_bracket(d, 5)
+
+
+def test_bracket_seed_types():
+    d = KroneckerDictionary.from_seed(10, 9, 3, 3, seed=1)
+    a = rip_bracket(d, 2, seed=np.random.default_rng(5), max_supports=1)
+    b = rip_bracket(d, 2, seed=np.random.default_rng(5), max_supports=1)
+    assert a.lower == b.lower and a.lower_support == b.lower_support
+    with pytest.raises(ValueError, match="seed=-1 must be >= 0"):
+        rip_bracket(d, 2, seed=-1)

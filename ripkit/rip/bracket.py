@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ripkit.projections import as_generator
 from ripkit.rip.adversarial import DenseGram, KronGram, adversarial_search
 from ripkit.rip.estimators import support_rip
 from ripkit.rip.exhaustive import enumeration_feasible, exact_rip
@@ -149,6 +150,16 @@ def factor_extremes(gram: np.ndarray, t: int, *, max_supports=MAX_SUPPORTS, seed
             "lam_min_hi": dn.eigenvalue, "support_min": dn.support, "supports_per_second": None}
 
 
+def _seed_sequence(seed) -> np.random.SeedSequence:
+    """int or SeedSequence as given; a Generator seeds a child sequence from its own stream."""
+    if isinstance(seed, np.random.SeedSequence):
+        return seed
+    if isinstance(seed, np.random.Generator):
+        return np.random.SeedSequence(int(seed.integers(0, 2**63)))
+    as_generator(seed)  # type and sign check
+    return np.random.SeedSequence(int(seed))
+
+
 def _rectangles(fl: dict, fr_by_size: dict, a: int, s: int, c: float):
     """Best rectangle supports I×J, |I|·|J| ≤ s, per side, from the factors' worst supports."""
     best = {"max": (-np.inf, ()), "min": (np.inf, ())}
@@ -197,8 +208,7 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
     if not 1 <= s <= a * b:
         raise ValueError(f"s={s} must be in [1, ab={a * b}]")
     g_left, g_right = dictionary.gram_factors() if gram is None else gram
-    rng_seeds = np.random.SeedSequence(seed if isinstance(seed, (int, np.integer)) else 0).spawn(4) \
-        if not isinstance(seed, np.random.SeedSequence) else seed.spawn(4)
+    rng_seeds = _seed_sequence(seed).spawn(4)
     lower, upper_plus, upper_minus = {}, {}, {}
 
     # -- lower: random supports

@@ -1,0 +1,124 @@
+"""Smoke tests of the CoSA study scripts (studies/cosa_*.py) on tiny sizes; < 60 s in all."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from studies import cosa_ab_sweep, cosa_fig4, cosa_params_memory, cosa_table4, cosa_trained_core  # noqa: E402
+from ripkit.rip import PRESETS, rip_trials  # noqa: E402
+
+
+# ---- cosa_table4 ---------------------------------------------------------------------------
+def test_table4_rows_match_rip_trials_and_paper():
+    p = PRESETS["extreme"]
+    res = rip_trials(p.m, p.n, p.a, p.b, sparsity=(5, 10, 20), n_samples=60, trials=2, seed=3,
+                     estimators=("percentile", "support", "bracket"), budget_seconds=0.05)
+    within = cosa_table4.within_spread(p, 3, 2, 60)  # raises inside preset_rows if samples differ
+    rows = cosa_table4.preset_rows("extreme", res, within)
+    assert [r["s"] for r in rows] == [5, 10, 20]
+    for r in rows:
+        assert r["paper_mean"] == cosa_table4.PAPER_TABLE4["extreme"][r["s"]][0]
+        assert r["bracket_lower_min"] <= r["bracket_upper_max"]
+        assert r["support_lower_mean"] <= r["bracket_upper_mean"] + 1e-12
+    import pandas as pd
+
+    table = pd.DataFrame(rows)
+    assert "RIP constant itself" in cosa_table4.verdict(table)
+    assert cosa_table4.plot(table) is not None
+
+
+# ---- cosa_fig4 -----------------------------------------------------------------------------
+def test_fig4_measure_and_implied_constants(tmp_path):
+    table = cosa_fig4.measure(trials=2, n_samples=40, seed=0)
+    assert len(table) == 12 and (table.theory_C1 > 0).all()
+    consts = cosa_fig4.implied_constants(table)
+    row = consts[(consts.reading == "m=mn (rows of Ψ), n=ab") & (consts.group == "128–512×")
+                 & (consts.empirical == "paper Table 4")].iloc[0]
+    # From the paper's own Table 4: C ≈ 2.5 reproduces its stated 0.23–0.91 at both ends.
+    assert_allclose([row.C_for_paper_min, row.C_for_paper_max], [2.50, 2.52], atol=0.01)
+    assert row.one_C_fits
+    text = cosa_fig4.verdict(table, consts)
+    assert "contradict" in text and "1/(2s−1)" in text
+    cosa_fig4.plot(table)
+
+
+# ---- cosa_params_memory ----------------------------------------------------------------------
+@pytest.mark.parametrize("model, lora, cosa", [
+    ("Llama-3.2-1B", 90_177_536, 29_360_128),
+    ("Llama-3.1-8B", 335_544_320, 58_720_256),
+    ("Qwen2-7B", 322_961_408, 51_380_224),
+])
+def test_params_from_published_shapes(model, lora, cosa):
+    cfg = cosa_params_memory.MODELS[model]
+    counts = cosa_params_memory.count_params(cosa_params_memory.module_shapes(cfg), cfg["layers"])
+    assert counts["lora"] == lora and counts["cosa"] == cosa
+
+
+def test_params_memory_table_and_verdict():
+    pub = cosa_params_memory.published_table()
+    r8 = pub.set_index("model").loc["Llama-3.1-8B"]
+    assert_allclose(r8["lora_MB[fp32 weights + fp32 AdamW (12 B)]"], 335_544_320 * 12 / 1e6)
+    assert "Not consistent" in cosa_params_memory.verdict(pub)
+
+
+# ---- cosa_trained_core ---------------------------------------------------------------------
+def _tiny_cosa_checkpoint(folder: Path) -> Path:
+    import torch
+    from torch import nn
+
+    from ripkit.adapters import adapter_modules, inject
+    from ripkit.checkpoints import save_adapter
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up, self.down = nn.Linear(24, 40), nn.Linear(40, 24)
+
+    model = Tiny()
+    inject(model, targets=("up", "down"), method="cosa", a=8, b=6, head=())
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for mod in adapter_modules(model).values():
+            low_rank = torch.randn(8, 1, generator=gen) @ torch.randn(1, 6, generator=gen)
+            mod.core.copy_(1e-3 * low_rank)
+    return save_adapter(model, folder / "tiny-cosa", metadata={"method": "cosa"})
+
+
+def test_trained_core_on_tiny_checkpoint(tmp_path):
+    ckpt = _tiny_cosa_checkpoint(tmp_path)
+    table = cosa_trained_core.analyse_checkpoint(ckpt, seed=0, null_draws=5)
+    assert set(table.object) == {"Y", "Y_null", "ΔW", "ΔW_null"}
+    y, null = table[table.object == "Y"], table[table.object == "Y_null"]
+    assert_allclose(y.frobenius_norm.to_numpy(), null.frobenius_norm.to_numpy(), rtol=1e-12)
+    assert (y.energy_rank == 1).all() and y.nontrivial.all()  # rank-one cores beat every Gaussian draw
+    assert cosa_trained_core.main([str(ckpt), "--quick", "--out", str(tmp_path / "fig")]) == 0
+    for ext in ("png", "csv", "md"):
+        assert (tmp_path / "fig" / f"cosa_trained_core.{ext}").stat().st_size > 0
+
+
+def test_gaussian_fraction_below_matches_monte_carlo():
+    rng = np.random.default_rng(0)
+    g = cosa_trained_core.equal_norm_gaussian((128, 128), 0.05, rng)
+    assert_allclose(np.mean(np.abs(g) < 1e-4), cosa_trained_core.gaussian_fraction_below(0.05, (128, 128)), atol=0.01)
+
+
+# ---- cosa_ab_sweep -------------------------------------------------------------------------
+def test_ab_sweep_effects_and_verdict():
+    import pandas as pd
+
+    rows = [(32, 32, 0, 0.60), (128, 32, 0, 0.70), (32, 128, 0, 0.62), (128, 128, 0, 0.72), (128, 32, 1, 0.69)]
+    table = pd.DataFrame([{"a": a, "b": b, "seed": s, "accuracy": acc, "eval_size": 1000, "majority": 0.5, "steps": 60,
+                           "params": a * b * 36} for a, b, s, acc in rows])
+    eff = cosa_ab_sweep.effects(table, 32, 128)
+    assert_allclose([eff["a_effect"], eff["b_effect"], eff["asymmetry"], eff["seed_diff"]], [10, 2, 8, 1], atol=1e-9)
+    text = cosa_ab_sweep.verdict(table, eff, 32, 128)
+    assert "supports the paper" in text and "All runs moved off" in text
+    cosa_ab_sweep.plot(table, [32, 128])
