@@ -142,7 +142,8 @@ def main() -> None:
         "Skipped to keep the run under 3 minutes on a shared 2-core machine: dense spectra at "
         "n = 8192 (full 8192² SVD ≈ 2 min) and at n = 4096, r = 64 (same cost as r = 8: the "
         "dense SVD does not see r); scikit-learn `SpectralBiclustering` except at n = 1024, "
-        "r = 8 (≥ 14 s there; > 1 min at n = 4096 under load). "
+        "r = 8 (a dense pipeline with several SVDs and k-means restarts; over a minute per call at "
+        "n = 4096 when this machine was shared). "
         "dense peak memory is not traced for the n = 4096 full SVD (one run only).",
         "",
         to_markdown(df),

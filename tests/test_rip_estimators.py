@@ -104,3 +104,14 @@ def test_trials_identical_for_any_jobs_and_across_processes():
 def test_errors(call, exc, match):
     with pytest.raises(exc, match=match):
         call(_small_dict())
+
+
+@pytest.mark.parametrize("s", [1, 2, 7])
+def test_numba_quadratic_forms_equal_numpy_gather(s):
+    from ripkit.rip.estimators import quadratic_forms, quadratic_forms_numpy
+
+    d = _small_dict(5, m=11, n=9, a=5, b=4)
+    samples = sample_sparse_vectors(d.shape[1], s, 300, seed=s)
+    g = d.gram_factors()
+    np.testing.assert_allclose(quadratic_forms(*g, samples.supports, samples.values),
+                               quadratic_forms_numpy(*g, samples.supports, samples.values), rtol=1e-12)

@@ -41,6 +41,7 @@ import numpy as np
 from numba import njit, prange
 
 from ripkit._checks import check_matrix, check_positive_int
+from ripkit._numba import compile_kernel
 
 __all__ = [
     "ExactRip",
@@ -245,10 +246,7 @@ def _kernel():
     """Compile the enumeration kernel once (disk-cached when a cache dir is writable)."""
     global _KERNEL
     if _KERNEL is None:
-        try:  # numba caches next to this file, else in the user cache dir
-            kernel = njit(parallel=True, cache=True)(_enumerate_kernel)
-        except RuntimeError:  # no writable cache location: compile in memory
-            kernel = njit(parallel=True)(_enumerate_kernel)
+        kernel = compile_kernel(_enumerate_kernel, parallel=True)
         eye = np.eye(3)
         kernel(eye, 3, 1, 1, _binomial_table(3, 3))  # compile outside timed runs
         _KERNEL = kernel
