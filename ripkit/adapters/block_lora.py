@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ripkit._checks import check_choice, check_positive_int
-from ripkit.adapters.lora import kaiming_uniform_
+from ripkit.adapters.lora import check_linear, kaiming_uniform_
 
 __all__ = ["BlockLoRALinear", "PARTITIONS", "REPARTITIONERS"]
 
@@ -70,8 +70,7 @@ class BlockLoRALinear(nn.Module):
     def __init__(self, base: nn.Linear, r: int, k: int, *, partition: str = "contiguous",
                  alpha: float | None = None, seed: int = 0):
         super().__init__()
-        if not isinstance(base, nn.Linear):
-            raise TypeError(f"base must be an nn.Linear, got {type(base).__name__}")
+        check_linear(base)
         check_positive_int("r", r)
         check_positive_int("k", k)
         check_choice("partition", partition, PARTITIONS)

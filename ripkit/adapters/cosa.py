@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ripkit._checks import check_choice, check_positive_int
+from ripkit.adapters.lora import check_linear
 from ripkit.projections import KINDS, SCALES, fingerprint, projection_pair
 
 __all__ = ["CoSALinear"]
@@ -39,8 +40,7 @@ class CoSALinear(nn.Module):
     def __init__(self, base: nn.Linear, a: int, b: int, *, seed: int, scaling: float = 1.0,
                  scale: str = "cosa", kind: str = "gaussian"):
         super().__init__()
-        if not isinstance(base, nn.Linear):
-            raise TypeError(f"base must be an nn.Linear, got {type(base).__name__}")
+        check_linear(base)
         check_positive_int("a", a)
         check_positive_int("b", b)
         check_choice("scale", scale, SCALES)

@@ -16,6 +16,12 @@ from ripkit._checks import check_positive_int
 __all__ = ["LoRALinear", "kaiming_uniform_"]
 
 
+
+def check_linear(base) -> None:
+    """Every adapter wraps an ``nn.Linear``; say what was given otherwise."""
+    if not isinstance(base, nn.Linear):
+        raise TypeError(f"base must be an nn.Linear, got {type(base).__name__}")
+
 def kaiming_uniform_(tensor: torch.Tensor, fan_in: int, seed: int) -> torch.Tensor:
     """peft's ``kaiming_uniform_(a=√5)``: U(−1/√fan_in, 1/√fan_in), drawn from a seeded generator."""
     gen = torch.Generator(device="cpu").manual_seed(int(seed) % (2**63))
@@ -45,8 +51,7 @@ class LoRALinear(nn.Module):
 
     def __init__(self, base: nn.Linear, r: int, *, alpha: float | None = None, seed: int = 0):
         super().__init__()
-        if not isinstance(base, nn.Linear):
-            raise TypeError(f"base must be an nn.Linear, got {type(base).__name__}")
+        check_linear(base)
         check_positive_int("r", r)
         m, n = base.out_features, base.in_features
         if r > min(m, n):
