@@ -159,3 +159,10 @@ def test_projection_buffers_follow_base_dtype():
     assert mod.left.dtype == torch.float64
     assert_allclose(mod.left.numpy(), left, rtol=0, atol=0)
     np.testing.assert_equal(mod.core.detach().numpy(), np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize("make", [lambda b: CoSALinear(b, 2, 2, seed=0), lambda b: LoRALinear(b, 2),
+                                  lambda b: BlockLoRALinear(b, 2, 2)])
+def test_adapters_refuse_non_linear_base(make):
+    with pytest.raises(TypeError, match="base must be an nn.Linear, got Conv1d"):
+        make(nn.Conv1d(3, 3, 1))
