@@ -172,6 +172,10 @@ def _sklearn_partition(x, k):
     return model, P.partition_from_labels(model.row_labels_, model.column_labels_)
 
 
+# These panels are chosen, not random: on the wider panel make_checkerboard(90×60, seeds 0–5,
+# k ∈ {(3,3), (4,3), (4,4)}) ripkit is below scikit-learn in 2 of 18 cases (0.44 vs 0.55,
+# 0.96 vs 1.00) and above in 2; mean consensus 0.9530 vs 0.9534.  "≥ scikit-learn" holds
+# on these inputs and on average, not case by case.
 @pytest.mark.parametrize("seed, k", [(0, (3, 3)), (1, (4, 3)), (3, (4, 4))])
 def test_checkerboard_consensus_at_least_sklearn(seed, k):
     x, rows, cols = make_checkerboard(shape=(90, 60), n_clusters=k, noise=10, shuffle=True, random_state=seed)
