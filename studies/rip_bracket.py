@@ -24,9 +24,10 @@ import pandas as pd
 
 from ripkit.kron import KroneckerDictionary
 from ripkit.plot import new_figure, save_figure
-from ripkit.rip import PAPER_TABLE4, PRESETS, estimate_rip, sample_sparse_vectors, support_rip, trial_dictionary
+from ripkit.rip import PAPER_TABLE4, PRESETS, trial_dictionary
 from ripkit.rip.bracket import rip_bracket
 from ripkit.rip.exhaustive import exact_rip
+from ripkit.rip.trials import estimate_dictionary
 
 FIGURES = Path(__file__).resolve().parent.parent / "figures"
 SPARSITY = (5, 10, 20)
@@ -34,23 +35,21 @@ SEED = 0
 
 
 def bracket_rows(name, dictionary, trial, scale_label, n_samples=1000):
-    """One row per s: estimate, best random support, certified bracket."""
-    g = dictionary.gram_factors()
-    rows = []
+    """One row per s: estimate, best random support, certified bracket (seeds as ``rip_trials``)."""
+    rows = estimate_dictionary(dictionary, seed=SEED, trial=trial, sparsity=SPARSITY, n_samples=n_samples,
+                               estimators=("percentile", "support", "bracket"))
+    by = {(r["s"], r["estimator"]): r for r in rows}
+    out = []
     for s in SPARSITY:
-        samples = sample_sparse_vectors(dictionary.shape[1], s, n_samples, np.random.SeedSequence(SEED, spawn_key=(trial, 1, s)))
-        est = estimate_rip(dictionary, s, samples=samples, gram=g)
-        rnd = support_rip(dictionary, s, samples=samples, gram=g)
-        t0 = time.perf_counter()
-        br = rip_bracket(dictionary, s, gram=g, random_lower=rnd, seed=np.random.SeedSequence(SEED, spawn_key=(trial, 2, s)))
+        est, rnd, br = by[s, "percentile"], by[s, "support"], by[s, "bracket"]
         paper = PAPER_TABLE4.get(name, {}).get(s, (np.nan, np.nan))
-        rows.append({"preset": name, "scale": scale_label, "trial": trial, "s": s,
-                     "compression": dictionary.compression_ratio, "c": dictionary.isometry_scale,
-                     "paper_mean": paper[0], "paper_std": paper[1], "percentile_estimate": est.delta,
-                     "random_best": rnd.delta, "lower": br.lower, "lower_by": br.lower_by,
-                     "upper": br.upper, "upper_by": br.upper_by, "seconds": time.perf_counter() - t0,
-                     "lower_support": " ".join(map(str, br.lower_support))})
-    return rows
+        out.append({"preset": name, "scale": scale_label, "trial": trial, "s": s,
+                    "compression": dictionary.compression_ratio, "c": dictionary.isometry_scale,
+                    "paper_mean": paper[0], "paper_std": paper[1], "percentile_estimate": est["delta"],
+                    "random_best": rnd["delta"], "lower": br["lower"], "lower_by": br["lower_by"],
+                    "upper": br["upper"], "upper_by": br["upper_by"], "seconds": br["seconds"],
+                    "lower_support": " ".join(map(str, br["lower_support"]))})
+    return out
 
 
 def theorem41_rows(n_seeds):

@@ -16,9 +16,10 @@ from ripkit._checks import check_choice, check_positive_int
 from ripkit.coherence import kron_coherence
 from ripkit.kron import KroneckerDictionary
 from ripkit.projections import as_generator
+from ripkit.rip.bracket import rip_bracket
 from ripkit.rip.estimators import estimate_rip, sample_sparse_vectors, support_rip
 
-__all__ = ["ESTIMATORS", "RipTrials", "trial_dictionary", "run_trial", "rip_trials"]
+__all__ = ["ESTIMATORS", "RipTrials", "trial_dictionary", "estimate_dictionary", "run_trial", "rip_trials"]
 
 ESTIMATORS = ("percentile", "support", "bracket")
 
@@ -29,12 +30,15 @@ def trial_dictionary(m, n, a, b, seed, trial, *, scale="unit", kind="gaussian") 
     return KroneckerDictionary.from_seed(m, n, a, b, ss, scale=scale, kind=kind)
 
 
-def run_trial(m, n, a, b, *, seed, trial, sparsity, n_samples, scale, kind, estimators,
-              percentile=95.0, budget_seconds=None) -> tuple[list[dict], dict]:
-    """One dictionary, every s and estimator.  Returns (estimate rows, coherence row)."""
-    d = trial_dictionary(m, n, a, b, seed, trial, scale=scale, kind=kind)
+def estimate_dictionary(d: KroneckerDictionary, *, seed, trial, sparsity, n_samples, estimators,
+                        percentile=95.0, budget_seconds=None) -> list[dict]:
+    """Every s and estimator on one dictionary; one row per (s, estimator).
+
+    Samples for sparsity s come from ``SeedSequence(seed, spawn_key=(trial, 1, s))`` and
+    the bracket's search from ``(trial, 2, s)``; 'support' and 'bracket' share the
+    sampled supports (the bracket's 'random' lower bound is the support estimate).
+    """
     gram = d.gram_factors()
-    coh = kron_coherence(d)
     rows = []
     for s in sparsity:
         samples = sample_sparse_vectors(d.shape[1], s, n_samples, np.random.SeedSequence(seed, spawn_key=(trial, 1, s)))
@@ -47,11 +51,17 @@ def run_trial(m, n, a, b, *, seed, trial, sparsity, n_samples, scale, kind, esti
             if "support" in estimators:
                 rows.append({**base, "estimator": "support", **sup.to_dict()})
         if "bracket" in estimators:
-            from ripkit.rip.bracket import rip_bracket
-
             br = rip_bracket(d, s, gram=gram, random_lower=sup, budget_seconds=budget_seconds,
                              seed=np.random.SeedSequence(seed, spawn_key=(trial, 2, s)))
             rows.append({**base, "estimator": "bracket", **br.to_dict()})
+    return rows
+
+
+def run_trial(m, n, a, b, *, seed, trial, scale, kind, **kwargs) -> tuple[list[dict], dict]:
+    """Trial ``trial``'s dictionary through :func:`estimate_dictionary`.  Returns (rows, coherence row)."""
+    d = trial_dictionary(m, n, a, b, seed, trial, scale=scale, kind=kind)
+    coh = kron_coherence(d)
+    rows = estimate_dictionary(d, seed=seed, trial=trial, **kwargs)
     return rows, {"trial": trial, "mu": coh.mu, "pair": coh.pair, "fingerprints": d.fingerprints(),
                   "isometry_scale": d.isometry_scale}
 
