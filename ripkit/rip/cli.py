@@ -192,7 +192,7 @@ def _json_default(o):
         return int(o)
     if isinstance(o, (np.floating,)):
         return None if not math.isfinite(o) else float(o)
-    if isinstance(o, (np.ndarray, tuple)):
+    if isinstance(o, np.ndarray):  # tuples are JSON arrays already
         return list(o)
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
