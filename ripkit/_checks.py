@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 
@@ -43,3 +44,26 @@ def check_matrix(name: str, value, *, finite: bool = True) -> np.ndarray:
     if finite and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
+
+
+def available_memory_bytes() -> int | None:
+    """Physical memory the OS reports as available (Linux ``MemAvailable``), or None if unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(nbytes: int, what: str) -> None:
+    """Refuse up front (MemoryError naming the size) if ``what`` needs more than the available memory."""
+    avail = available_memory_bytes()
+    if avail is not None and nbytes > avail:
+        raise MemoryError(f"{what} needs {nbytes / 2**30:.2f} GiB but only {avail / 2**30:.2f} GiB "
+                          f"of memory is available")

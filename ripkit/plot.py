@@ -68,11 +68,15 @@ def new_figure(ncols: int = 1, *, width: float = 3.4, height: float = 2.6):
 def save_figure(fig: Figure, path) -> Path:
     """Write ``fig`` to ``path`` (format from the suffix) with ripkit's dpi; return the path.
 
-    PNG metadata carries no date, so reruns with equal inputs give equal files.
+    PNG metadata carries no date, so reruns with equal inputs give equal files.  The file
+    is written atomically (``ripkit._atomic``): a crash leaves the old figure, never half a new one.
     """
+    from ripkit._atomic import atomic_path
+
     path = Path(path)
-    with style():
-        fig.savefig(path, metadata={"Software": None} if path.suffix == ".png" else None)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    with style(), atomic_path(path) as tmp:
+        fig.savefig(tmp, format=fmt, metadata={"Software": None} if fmt == "png" else None)
     return path
 
 

@@ -1,12 +1,10 @@
 """Small helpers shared by the CoSA study scripts (``studies/cosa_*.py``) only.
 
-Each study writes ``<out>/<name>.{png,csv,md}`` (``out`` defaults to ``figures/``);
+Each study writes ``<out>/<name>.{png,csv,md}`` (``studies/_common.py`` decides ``out``);
 ``--quick`` runs a small version in about a minute, ``--seed`` fixes every draw.
 """
 from __future__ import annotations
 
-import argparse
-import shlex
 import sys
 import time
 from contextlib import contextmanager
@@ -14,23 +12,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from ripkit._atomic import atomic_write_text
 from ripkit.plot import save_figure
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+try:
+    from studies._common import FIGURES, command_line, study_parser
+except ModuleNotFoundError:  # run as a file
+    from _common import FIGURES, command_line, study_parser
 
 
-def study_parser(name: str, description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"python -m studies.{name}", description=description)
-    p.add_argument("--quick", action="store_true", help="small version (about a minute)")
-    p.add_argument("--seed", type=int, default=0, help="base seed of every random draw (default 0)")
-    p.add_argument("--out", type=Path, default=FIGURES, help="output folder (default figures/)")
-    return p
-
-
-def command_line(name: str, argv) -> str:
-    """The exact command that reproduces this run."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    return " ".join(["python -m studies." + name, *map(shlex.quote, (str(a) for a in args))])
 
 
 def md_table(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
@@ -51,8 +41,8 @@ def write_outputs(out: Path, name: str, table: pd.DataFrame, fig, markdown: str)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.csv", out / f"{name}.md"]
-    table.to_csv(paths[0], index=False, float_format="%.6g")
-    paths[1].write_text(markdown.rstrip() + "\n")
+    atomic_write_text(paths[0], table.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(paths[1], markdown.rstrip() + "\n")
     if fig is not None:
         paths.append(save_figure(fig, out / f"{name}.png"))
     for p in paths:

@@ -16,12 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ripkit._atomic import atomic_write_text
 from ripkit.partition import Partition, balanced_cuts
 from ripkit.plot import save_figure
 
-ROOT = Path(__file__).resolve().parents[1]
-FIGURES = ROOT / "figures"
-RUNS = ROOT / "studies" / "runs"
+try:
+    from studies._common import FIGURES, ROOT, RUNS, study_parser
+except ModuleNotFoundError:  # run as a file
+    from _common import FIGURES, ROOT, RUNS, study_parser
 SEED = 0
 
 #: The trained runs of issue #8: label -> folder under studies/runs (first existing one wins).
@@ -56,12 +58,9 @@ def limit_threads(n: int = 1):
     return threadpool_limits(limits=n)
 
 
-def parse_args(argv, description: str, extra=None) -> argparse.Namespace:
-    """``--quick``, ``--seed`` and ``--out`` (default figures/) for every CPS study."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
-    parser.add_argument("--seed", type=int, default=SEED, help=f"random seed (default {SEED})")
-    parser.add_argument("--out", type=Path, default=FIGURES, help="output folder (default figures/)")
+def parse_args(argv, description: str, extra=None, name: str = "study") -> argparse.Namespace:
+    """``--quick``, ``--seed``, ``--out`` and ``--update-figures`` (``studies/_common.py``) for every CPS study."""
+    parser = study_parser(name, description)
     if extra is not None:
         extra(parser)
     return parser.parse_args(argv)
@@ -72,6 +71,7 @@ def command(name: str, args: argparse.Namespace) -> str:
     flags = " --quick" if args.quick else ""
     flags += f" --seed {args.seed}" if args.seed != SEED else ""
     flags += "".join(f" --checkpoint '{c}'" for c in getattr(args, "checkpoint", []))
+    flags += " --update-figures" if getattr(args, "update_figures", False) else ""
     return f"python studies/{name}.py{flags}"
 
 
@@ -83,13 +83,13 @@ def write_outputs(name: str, args, title: str, df: pd.DataFrame, md_body: str, f
     """Write ``<out>/<name>.csv``, ``.png`` and ``.md`` (title + command + body + environment)."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out / f"{name}.csv", index=False, float_format="%.6g")
+    atomic_write_text(out / f"{name}.csv", df.to_csv(index=False, float_format="%.6g"))
     save_figure(fig, out / f"{name}.png")
     env = (f"Run: {time.perf_counter() - t0:.1f} s on {platform.machine()} "
            f"(Python {sys.version.split()[0]}, NumPy {np.__version__}); seed {args.seed}"
            f"{'; --quick sizes' if args.quick else ''}.")
     text = f"# {title}\n\nCommand: `{command(name, args)}`\n\n{md_body.strip()}\n\n{env}\n"
-    (out / f"{name}.md").write_text(text)
+    atomic_write_text(out / f"{name}.md", text)
     return out / f"{name}.md"
 
 

@@ -185,7 +185,7 @@ clustered structure.
 
 
 def main(argv=None) -> pd.DataFrame:
-    args = common.parse_args(argv, __doc__.splitlines()[0])
+    args = common.parse_args(argv, __doc__.splitlines()[0], name="cps_granularity")
     t0 = time.perf_counter()
     with common.limit_threads():
         df, runs = run(args)

@@ -127,7 +127,7 @@ Per-layer numbers (and block sizes found) are in the CSV.
 
 
 def main(argv=None) -> pd.DataFrame:
-    args = common.parse_args(argv, __doc__.splitlines()[0])
+    args = common.parse_args(argv, __doc__.splitlines()[0], name="cps_heatmaps")
     t0 = time.perf_counter()
     with common.limit_threads():
         df, picked, runs = collect(args)

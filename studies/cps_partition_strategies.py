@@ -226,7 +226,7 @@ accuracy numbers.
 
 
 def main(argv=None) -> pd.DataFrame:
-    args = common.parse_args(argv, __doc__.splitlines()[0])
+    args = common.parse_args(argv, __doc__.splitlines()[0], name="cps_partition_strategies")
     t0 = time.perf_counter()
     with common.limit_threads():
         df, runs = run(args)

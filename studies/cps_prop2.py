@@ -145,7 +145,7 @@ stops at index 2r, the local one at 4r.
 
 
 def main(argv=None) -> pd.DataFrame:
-    args = common.parse_args(argv, __doc__.splitlines()[0])
+    args = common.parse_args(argv, __doc__.splitlines()[0], name="cps_prop2")
     t0 = time.perf_counter()
     with common.limit_threads():
         df = run(QUICK_SIZES if args.quick else SIZES, args.seed)

@@ -175,7 +175,7 @@ exact local reconstruction) leaves a relative error of {s0['random_partition_err
 
 
 def main(argv=None) -> pd.DataFrame:
-    args = common.parse_args(argv, __doc__.splitlines()[0])
+    args = common.parse_args(argv, __doc__.splitlines()[0], name="cps_reconstruction")
     t0 = time.perf_counter()
     n, r = (QUICK_N, QUICK_R) if args.quick else (N, R)
     with common.limit_threads():

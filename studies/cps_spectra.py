@@ -165,7 +165,7 @@ paper's 15.6 with the current-blocks row.  Our CPS-LoRA current blocks were trai
 
 
 def main(argv=None) -> pd.DataFrame:
-    args = common.parse_args(argv, __doc__.splitlines()[0], extra=add_args)
+    args = common.parse_args(argv, __doc__.splitlines()[0], extra=add_args, name="cps_spectra")
     t0 = time.perf_counter()
     with common.limit_threads():
         per_layer, spec, runs = run(args)

@@ -10,18 +10,18 @@ sizes small enough to enumerate δ_s(Ψ) exactly.
 
 Run:  python studies/rip_bracket.py            (≈ 5 min on 2 cores)
       python studies/rip_bracket.py --quick    (≈ 1 min: 2 dictionaries, no llm)
-Writes figures/rip_bracket.{png,csv,md}.
+Writes <out>/rip_bracket.{png,csv,md} (figures/ with --update-figures).
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ripkit._atomic import atomic_write_text
+from ripkit._cli import positive_int
 from ripkit.kron import KroneckerDictionary
 from ripkit.plot import new_figure, save_figure
 from ripkit.rip import PAPER_TABLE4, PRESETS, trial_dictionary
@@ -29,7 +29,10 @@ from ripkit.rip.bracket import rip_bracket
 from ripkit.rip.exhaustive import exact_rip
 from ripkit.rip.trials import estimate_dictionary
 
-FIGURES = Path(__file__).resolve().parent.parent / "figures"
+try:
+    from studies._common import study_parser
+except ModuleNotFoundError:  # run as a file
+    from _common import study_parser
 SPARSITY = (5, 10, 20)
 SEED = 0
 
@@ -125,10 +128,10 @@ def verdict(table):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="2 dictionaries per preset, no llm, fewer seeds")
-    ap.add_argument("--trials", type=int, default=5)
+    ap = study_parser("rip_bracket", __doc__.split("\n")[0])
+    ap.add_argument("--trials", type=positive_int, default=5, help="dictionaries per preset (quick: 2)")
     args = ap.parse_args(argv)
+    out = args.out
     trials = 2 if args.quick else args.trials
     t_start = time.perf_counter()
     rows = []
@@ -149,14 +152,14 @@ def main(argv=None):
         print(f"llm: done ({llm_seconds:.0f}s)", flush=True)
     df = pd.DataFrame(rows)
     thm = theorem41_rows(3 if args.quick else 10)
-    FIGURES.mkdir(exist_ok=True)
-    df.to_csv(FIGURES / "rip_bracket.csv", index=False)
-    plot(df, FIGURES / "rip_bracket.png")
-    write_md(df, thm, args, trials, time.perf_counter() - t_start, llm_seconds)
-    print(f"wrote {FIGURES / 'rip_bracket.md'}")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "rip_bracket.csv", df.to_csv(index=False))
+    plot(df, out / "rip_bracket.png")
+    write_md(df, thm, args, trials, time.perf_counter() - t_start, llm_seconds, out / "rip_bracket.md")
+    print(f"wrote {out / 'rip_bracket.md'}")
 
 
-def write_md(df, thm, args, trials, seconds, llm_seconds):
+def write_md(df, thm, args, trials, seconds, llm_seconds, path):
     unit = df[df.scale == "unit"]
     table = unit.groupby(["preset", "s"], sort=False).agg(
         paper=("paper_mean", "first"), paper_std=("paper_std", "first"),
@@ -171,7 +174,7 @@ def write_md(df, thm, args, trials, seconds, llm_seconds):
     summary = thm.groupby("columns").agg(cases=("s", "size"), lower_side_holds=("lower_side_holds", "sum"),
                                          upper_side_holds=("upper_side_holds", "sum"),
                                          search_found_exact=("search_exact", "sum")).reset_index()
-    cmd = "python studies/rip_bracket.py" + (" --quick" if args.quick else "")
+    cmd = "python studies/rip_bracket.py" + (" --quick" if args.quick else " --update-figures")
     lines = [
         "# rip_bracket: certified brackets for δ_s next to the paper's Table 4", "",
         f"Command: `{cmd}` ({seconds:.0f} s on this 2-core machine; {trials} independent unit-scale "
@@ -200,7 +203,7 @@ def write_md(df, thm, args, trials, seconds, llm_seconds):
         "`tests/test_bracket.py::test_theorem_41_lower_side_needs_unit_norm_columns`).", "",
         "Per-case values: `figures/rip_bracket.csv` (brackets) — Theorem 4.1 cases are recomputed by the script.",
     ]
-    (FIGURES / "rip_bracket.md").write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -41,13 +41,18 @@ def test_cli_csv(capsys):
 @pytest.mark.parametrize("args, message", [
     (["--config", "nope"], "invalid choice: 'nope'"),
     (["--m", "4"], "missing: --n, --a, --b"),
-    (["--config", "extreme", "--sparsity", "0"], "sparsity level s=0 must be >= 1"),
-    (["--config", "extreme", "--samples", "0"], "n_samples=0 must be >= 1"),
-    (["--config", "extreme", "--trials", "x"], "invalid int value: 'x'"),
-    (["--config", "extreme", "--sparsity", "300"], "s=300 must be <= ab=256"),
-    (["--config", "extreme", "--seed", "-3"], "seed=-3 must be >= 0"),
-    (["--config", "extreme", "--budget-seconds", "0"], "--budget-seconds=0.0 must be > 0"),
-    (["--config", "extreme", "--trials", "1", "--samples", "5", "--out", "/nonexistent/dir/x"], "cannot write --out"),
+    (["--config", "extreme", "--sparsity", "0"], "argument --sparsity: must be >= 1, got 0"),
+    (["--config", "extreme", "--samples", "0"], "argument --samples: must be >= 1, got 0"),
+    (["--config", "extreme", "--trials", "x"], "argument --trials: expected an integer, got 'x'"),
+    (["--config", "extreme", "--sparsity", "300"], "--sparsity 300 must be <= a*b = 256"),
+    (["--config", "extreme", "--seed", "-3"], "argument --seed: must be >= 0, got -3"),
+    (["--config", "extreme", "--budget-seconds", "0"], "argument --budget-seconds: must be > 0, got 0"),
+    (["--config", "extreme", "--budget-seconds", "nan"], "argument --budget-seconds: must be a finite number"),
+    (["--config", "extreme", "--jobs", "0"], "argument --jobs: 0 must be >= 1, or -1"),
+    (["--config", "extreme", "--out", "/"], "argument --out: '/' is a folder"),
+    (["--config", "extreme", "--out", "/nonexistent/dir/x"], "argument --out: folder '/nonexistent/dir' does not exist"),
+    (["--config", "extreme", "--out", "/etc/hostname/x"], "argument --out: folder '/etc/hostname' does not exist"),
+    (["--m", "100000000", "--n", "100000000", "--a", "100000", "--b", "4"], "GiB of memory is available"),
 ])
 def test_cli_errors_exit_2_with_one_line(args, message):
     proc = _run(*args)

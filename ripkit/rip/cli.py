@@ -9,14 +9,16 @@ python -m ripkit.rip --m 1024 --n 1024 --a 64 --b 64 --estimator all --budget-se
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 import time
 
 import numpy as np
 
 import ripkit
+from ripkit._checks import check_memory
+from ripkit._cli import (Parser, UsageError, dumps_json, emit, jobs, positive_float, positive_int, run_main,
+                         seed_int, writable_file)
+from ripkit._parallel import BACKENDS
 from ripkit.bounds import theory_delta
 from ripkit.coherence import recovery_condition
 from ripkit.rip.presets import PAPER_COHERENCE, PAPER_TABLE4, PRESETS
@@ -27,33 +29,28 @@ __all__ = ["main", "build_parser", "run"]
 ESTIMATOR_CHOICES = ("percentile", "support", "bracket", "all")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad flag as one line and exit status 2 (no usage dump)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m ripkit.rip", description=__doc__.split("\n")[0],
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Parser(prog="python -m ripkit.rip", description=__doc__.split("\n")[0])
     p.add_argument("--config", choices=sorted(PRESETS), help="named (m, n, a, b); see README")
     for dim, what in (("m", "rows of L and ΔW (out)"), ("n", "columns of R and ΔW (in)"),
                       ("a", "columns of L (core rows)"), ("b", "rows of R (core columns)")):
-        p.add_argument(f"--{dim}", type=int, help=f"{what}; overrides --config")
-    p.add_argument("--sparsity", type=int, nargs="+", default=[5, 10, 20], metavar="S")
-    p.add_argument("--samples", type=int, default=1000, help="random s-sparse vectors per (trial, s)")
-    p.add_argument("--trials", type=int, default=10, help="independent dictionaries")
-    p.add_argument("--seed", type=int, default=0)
+        p.add_argument(f"--{dim}", type=positive_int, help=f"{what}; overrides --config")
+    p.add_argument("--sparsity", type=positive_int, nargs="+", default=[5, 10, 20], metavar="S")
+    p.add_argument("--samples", type=positive_int, default=1000, help="random s-sparse vectors per (trial, s)")
+    p.add_argument("--trials", type=positive_int, default=10, help="independent dictionaries")
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--scale", choices=("unit", "cosa"), default="unit")
     p.add_argument("--kind", choices=("gaussian", "rademacher"), default="gaussian")
     p.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default="percentile")
-    p.add_argument("--budget-seconds", type=float, default=None,
+    p.add_argument("--budget-seconds", type=positive_float, default=None,
                    help="bracket: adversarial-search budget per (trial, s); default scales with size")
-    p.add_argument("--theory-c", type=float, default=1.0, help="C in C*sqrt(s ln(ab)/(mn))")
+    p.add_argument("--theory-c", type=positive_float, default=1.0, help="C in C*sqrt(s ln(ab)/(mn))")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    p.add_argument("--out", help="write the output to this file instead of stdout")
-    p.add_argument("--jobs", type=int, default=1, help="trials in parallel (joblib); same results for any N")
+    p.add_argument("--out", type=writable_file, help="write the output to this file instead of stdout")
+    p.add_argument("--jobs", type=jobs, default=1,
+                   help="trials in parallel (-1: all cores); same results for any N")
+    p.add_argument("--backend", choices=BACKENDS, default="loky",
+                   help="joblib backend for --jobs (dask: DASK_SCHEDULER_ADDRESS picks a cluster)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
@@ -67,23 +64,26 @@ def _resolve_dims(args) -> tuple[int, int, int, int, str]:
             dims[k] = getattr(args, k)
     missing = [k for k in "mnab" if k not in dims]
     if missing:
-        raise ValueError(f"give --config or all of --m --n --a --b (missing: {', '.join('--' + k for k in missing)})")
+        raise UsageError(f"give --config or all of --m --n --a --b (missing: {', '.join('--' + k for k in missing)})")
     name = args.config if args.config and all(getattr(args, k) is None for k in "mnab") else "custom"
-    return dims["m"], dims["n"], dims["a"], dims["b"], name
+    bad = [s for s in args.sparsity if s > dims["a"] * dims["b"]]
+    if bad:
+        raise UsageError(f"--sparsity {max(bad)} must be <= a*b = {dims['a'] * dims['b']}")
+    m, n, a, b = dims["m"], dims["n"], dims["a"], dims["b"]
+    # L, R and their Grams in float64, per worker: refused up front rather than swapping or OOM-killed.
+    check_memory(8 * (m * a + b * n + a * a + b * b) * max(1, min(args.jobs, args.trials)),
+                 f"--m {m} --n {n} --a {a} --b {b} (L, R and their Gram matrices)")
+    return m, n, a, b, name
 
 
 def run(args) -> dict:
     """Run the estimators for parsed ``args``; returns the JSON-ready result (schema in README)."""
     m, n, a, b, name = _resolve_dims(args)
-    if args.budget_seconds is not None and not args.budget_seconds > 0:
-        raise ValueError(f"--budget-seconds={args.budget_seconds} must be > 0")
-    if not args.theory_c > 0:
-        raise ValueError(f"--theory-c={args.theory_c} must be > 0")
     estimators = ("percentile", "support", "bracket") if args.estimator == "all" else (args.estimator,)
     t0 = time.perf_counter()
     res = rip_trials(m, n, a, b, sparsity=args.sparsity, n_samples=args.samples, trials=args.trials,
                      seed=args.seed, scale=args.scale, kind=args.kind, estimators=estimators,
-                     n_jobs=args.jobs, progress=not args.no_progress and sys.stderr.isatty(),
+                     n_jobs=args.jobs, backend=args.backend, progress=not args.no_progress and sys.stderr.isatty(),
                      budget_seconds=args.budget_seconds)
     elapsed = time.perf_counter() - t0
     summary = res.summary()
@@ -187,37 +187,18 @@ def format_csv(out: dict) -> str:
     return df.to_csv(index=False)
 
 
-def _json_default(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return None if not math.isfinite(o) else float(o)
-    if isinstance(o, np.ndarray):  # tuples are JSON arrays already
-        return list(o)
-    raise TypeError(f"not JSON serializable: {type(o).__name__}")
-
-
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
+
+    def body():
         out = run(args)
-    except (ValueError, TypeError, MemoryError) as exc:
-        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
-        return 2
-    if args.format == "json":
-        text = json.dumps(out, indent=2, default=_json_default)
-    elif args.format == "csv":
-        text = format_csv(out)
-    else:
-        text = format_table(out)
-    if args.out:
-        try:
-            with open(args.out, "w") as fh:
-                fh.write(text + ("\n" if not text.endswith("\n") else ""))
-        except OSError as exc:
-            print(f"{parser.prog}: error: cannot write --out {args.out}: {exc.strerror}", file=sys.stderr)
-            return 2
-    else:
-        print(text)
-    return 0
+        if args.format == "json":
+            text = dumps_json(out)
+        elif args.format == "csv":
+            text = format_csv(out)
+        else:
+            text = format_table(out)
+        emit(text, args.out)
+
+    return run_main(parser.prog, body)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ripkit._checks import check_choice, check_positive_int
+from ripkit._parallel import check_backend, parallel_map, resolve_jobs
 from ripkit.coherence import kron_coherence
 from ripkit.kron import KroneckerDictionary
 from ripkit.projections import as_generator
@@ -88,7 +89,7 @@ class RipTrials:
 
 def rip_trials(m, n, a, b, *, sparsity=(5, 10, 20), n_samples=1000, trials=10, seed=0, scale="unit",
                kind="gaussian", estimators=("percentile",), percentile=95.0, n_jobs=1, progress=False,
-               budget_seconds=None) -> RipTrials:
+               budget_seconds=None, backend="loky") -> RipTrials:
     """Run the RIP estimators on ``trials`` independent dictionaries Ψ = Rᵀ⊗L.
 
     Parameters
@@ -103,13 +104,16 @@ def rip_trials(m, n, a, b, *, sparsity=(5, 10, 20), n_samples=1000, trials=10, s
         Number of independent dictionaries.
     estimators : sequence of {'percentile', 'support', 'bracket'}
     n_jobs : int
-        Trials in parallel through joblib; results are identical for any value.
+        Trials in parallel through joblib (-1: all cores); results are identical for any value.
+    backend : {'loky', 'threading', 'dask', 'ray'}
+        joblib backend (``ripkit._parallel``); results are identical for every backend.
     budget_seconds : float, optional
         Time budget of the adversarial search per (trial, s) for 'bracket'.
     """
-    for name, v in (("m", m), ("n", n), ("a", a), ("b", b), ("n_samples", n_samples),
-                    ("trials", trials), ("n_jobs", n_jobs)):
+    for name, v in (("m", m), ("n", n), ("a", a), ("b", b), ("n_samples", n_samples), ("trials", trials)):
         check_positive_int(name, v)
+    n_jobs = resolve_jobs(n_jobs)
+    check_backend(backend)
     as_generator(seed)  # type and sign check before any SeedSequence is built
     sparsity = tuple(sorted({check_positive_int("sparsity level s", s) for s in sparsity}))
     if not sparsity:
@@ -120,7 +124,7 @@ def rip_trials(m, n, a, b, *, sparsity=(5, 10, 20), n_samples=1000, trials=10, s
         check_choice("estimator", e, ESTIMATORS)
     kwargs = dict(sparsity=sparsity, n_samples=n_samples, scale=scale, kind=kind, estimators=tuple(estimators),
                   percentile=percentile, budget_seconds=budget_seconds)
-    results = _map_trials(m, n, a, b, seed, trials, n_jobs, progress, kwargs)
+    results = _map_trials(m, n, a, b, seed, trials, n_jobs, backend, progress, kwargs)
     rows = [r for trial_rows, _ in results for r in trial_rows]
     coh = [c for _, c in results]
     config = {"m": m, "n": n, "a": a, "b": b, "sparsity": list(sparsity), "n_samples": n_samples,
@@ -129,25 +133,16 @@ def rip_trials(m, n, a, b, *, sparsity=(5, 10, 20), n_samples=1000, trials=10, s
     return RipTrials(config, pd.DataFrame(rows), pd.DataFrame(coh))
 
 
-def _map_trials(m, n, a, b, seed, trials, n_jobs, progress, kwargs):
+def _trial_task(m, n, a, b, seed, trial, kwargs):
+    return run_trial(m, n, a, b, seed=seed, trial=trial, **kwargs)
+
+
+def _map_trials(m, n, a, b, seed, trials, n_jobs, backend, progress, kwargs):
     from tqdm.auto import tqdm
 
     bar = tqdm(total=trials, desc="trials", unit="trial", disable=not progress, delay=2.0, leave=False)
     try:
-        if n_jobs == 1:
-            out = []
-            for t in range(trials):
-                out.append(run_trial(m, n, a, b, seed=seed, trial=t, **kwargs))
-                bar.update()
-            return out
-        from joblib import Parallel, delayed
-
-        gen = Parallel(n_jobs=n_jobs, return_as="generator")(
-            delayed(run_trial)(m, n, a, b, seed=seed, trial=t, **kwargs) for t in range(trials))
-        out = []
-        for res in gen:
-            out.append(res)
-            bar.update()
-        return out
+        return parallel_map(_trial_task, [(m, n, a, b, seed, t, kwargs) for t in range(trials)],
+                            n_jobs=n_jobs, backend=backend, on_result=lambda _: bar.update())
     finally:
         bar.close()
