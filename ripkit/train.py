@@ -31,6 +31,7 @@ import ripkit
 from ripkit.adapters import adapter_modules, inject, parameter_report
 from ripkit.adapters.inject import DEFAULT_TARGETS, METHODS, match_targets
 from ripkit.checkpoints import apply_adapter, save_adapter
+from ripkit.projections import KINDS
 
 __all__ = ["build_parser", "get_lr", "batch_indices", "evaluate", "run", "main"]
 
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--b", type=int, default=128, help="CoSA core columns (R is b×n)")
     p.add_argument("--scaling", type=float, default=1.0, help="CoSA output scaling")
     p.add_argument("--scale", default="cosa", choices=["cosa", "unit"], help="CoSA projection variances")
+    p.add_argument("--kind", default="gaussian", choices=KINDS, help="CoSA projection distribution")
     p.add_argument("--r", type=int, default=8, help="LoRA / block-LoRA rank")
     p.add_argument("--k", type=int, default=2, help="block-LoRA grid size k (k×k blocks of rank r/k)")
     p.add_argument("--alpha", type=float, default=None, help="LoRA alpha (default r, scaling 1)")
@@ -202,7 +204,7 @@ def _load_state(folder: Path, model, optimizer, method: str) -> dict:
 
 def _adapter_config(args) -> dict:
     if args.method == "cosa":
-        return {"a": args.a, "b": args.b, "scaling": args.scaling, "scale": args.scale}
+        return {"a": args.a, "b": args.b, "scaling": args.scaling, "scale": args.scale, "kind": args.kind}
     if args.method == "lora":
         return {"r": args.r, "alpha": args.alpha}
     if args.method in ("block-lora", "cps-lora"):
