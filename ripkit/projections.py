@@ -14,7 +14,13 @@ Scale conventions (``scale=``), CoSA paper appendix B.1:
     L entries ~ N(0, 1/a), R entries ~ N(0, 1/b), as in the authors' adapter
     code.  Columns of Ψ then have expected squared norm (m/a)·(n/b).
 
-Rademacher matrices use the same variances (entries ±σ).
+Rademacher matrices use the same variances (entries ±σ).  ``"orthogonal"`` matrices
+(``kind=``) are the Gaussian draw of the same seed with its shorter side made
+orthonormal (two passes of modified Gram–Schmidt, "twice is enough"), then scaled so
+every column (or row) has the Gaussian's expected norm √(rows)·σ (or √(cols)·σ): L then
+has LᵀL = (m σ_L²) I, so κ(L) = 1, while the entry variance is unchanged.  The
+orthonormalisation is a fixed-order numba loop, not LAPACK, so the bits do not depend
+on the BLAS library or CPU (fingerprints must match on every machine).
 
 All generation happens in float64 with NumPy's PCG64; the torch path converts
 that array, so numpy and torch return the same values for the same seed.
@@ -39,12 +45,13 @@ __all__ = [
     "layer_seed",
     "fingerprint",
 ]
+# (orthogonal kind: see _orthonormal_columns)
 
 SCALES = ("unit", "cosa")
-KINDS = ("gaussian", "rademacher")
+KINDS = ("gaussian", "rademacher", "orthogonal")
 
 Scale = Literal["unit", "cosa"]
-Kind = Literal["gaussian", "rademacher"]
+Kind = Literal["gaussian", "rademacher", "orthogonal"]
 
 
 def as_generator(seed) -> np.random.Generator:
@@ -83,8 +90,10 @@ def random_matrix(shape: tuple[int, int], std: float, seed, kind: Kind = "gaussi
     std : float
         Entry standard deviation σ (> 0).
     seed : int, SeedSequence or Generator
-    kind : {'gaussian', 'rademacher'}
-        N(0, σ²) entries, or ±σ with probability 1/2 each.
+    kind : {'gaussian', 'rademacher', 'orthogonal'}
+        N(0, σ²) entries; ±σ with probability 1/2 each; or the Gaussian draw with
+        orthonormal columns (rows ≥ cols) or rows (rows < cols), each of norm
+        √(longer side)·σ (see the module docstring).
     """
     check_choice("kind", kind, KINDS)
     rows, cols = shape
@@ -95,8 +104,48 @@ def random_matrix(shape: tuple[int, int], std: float, seed, kind: Kind = "gaussi
     rng = as_generator(seed)
     if kind == "gaussian":
         return rng.standard_normal((rows, cols)) * std
+    if kind == "orthogonal":
+        g = rng.standard_normal((rows, cols))
+        if rows >= cols:
+            return _orthonormal_columns(g) * (np.sqrt(rows) * std)
+        return _orthonormal_columns(np.ascontiguousarray(g.T)).T * (np.sqrt(cols) * std)
     signs = rng.integers(0, 2, size=(rows, cols), dtype=np.int8)
     return (2.0 * signs - 1.0) * std
+
+
+def _mgs_kernel(g):
+    rows, cols = g.shape
+    q = g.copy()
+    for j in range(cols):
+        for _ in range(2):  # reorthogonalise once: "twice is enough" (Giraud et al. 2005)
+            for i in range(j):
+                dot = 0.0
+                for t in range(rows):
+                    dot += q[t, i] * q[t, j]
+                for t in range(rows):
+                    q[t, j] -= dot * q[t, i]
+        norm = 0.0
+        for t in range(rows):
+            norm += q[t, j] * q[t, j]
+        norm = np.sqrt(norm)
+        if norm == 0.0:
+            raise ValueError("rank-deficient draw")
+        for t in range(rows):
+            q[t, j] /= norm
+    return q
+
+
+_MGS = None
+
+
+def _orthonormal_columns(g: np.ndarray) -> np.ndarray:
+    """Orthonormal columns spanning those of ``g`` (rows ≥ cols), same signs as QR with diag(R) > 0."""
+    global _MGS
+    if _MGS is None:
+        from ripkit._numba import compile_kernel
+
+        _MGS = compile_kernel(_mgs_kernel)
+    return _MGS(np.ascontiguousarray(g, dtype=np.float64))
 
 
 def projection_pair(

@@ -89,3 +89,20 @@ def test_other_errors():
     with pytest.raises(TypeError, match="layer_name must be a non-empty str"):
         layer_seed(0, "")
     assert projection_std(4, 9, 2, 3, "unit") == (0.5, 1 / 3)
+
+
+def test_orthogonal_kind_is_orthonormal_with_the_gaussian_norms():
+    from ripkit.projections import projection_pair
+
+    m, n, a, b = 48, 40, 12, 64  # L (48×12) and R (64×40, b > n) both tall: orthonormal columns
+    left, right = projection_pair(m, n, a, b, 3, scale="cosa", kind="orthogonal")
+    np.testing.assert_allclose(left.T @ left, (m / a) * np.eye(a), atol=1e-12)
+    np.testing.assert_allclose(right.T @ right, np.eye(n), atol=1e-12)  # column norms² b·σ_R² = b/b
+    _, wide = projection_pair(m, 96, a, 8, 3, scale="cosa", kind="orthogonal")  # R 8×96: orthonormal rows
+    np.testing.assert_allclose(wide @ wide.T, (96 / 8) * np.eye(8), atol=1e-12)
+    # same span as the Gaussian draw of the same seed, and the same signs as QR with positive diag(R)
+    gl, _ = projection_pair(m, n, a, b, 3, scale="cosa", kind="gaussian")
+    q, r = np.linalg.qr(gl)
+    np.testing.assert_allclose(left, q * np.sign(np.diag(r)) * np.sqrt(m / a), atol=1e-12)
+    again, _ = projection_pair(m, n, a, b, 3, scale="cosa", kind="orthogonal")
+    assert fingerprint(again) == fingerprint(left)
