@@ -27,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ripkit.formats._io import CheckpointError, SafeTensors, canonical_json, read_json
+from ripkit.formats._io import FLOAT_DTYPES, CheckpointError, SafeTensors, canonical_json, read_json
 from ripkit.formats.record import AdapterLayer, LayerContext, LayerOps, LazyFactors
 
 __all__ = ["FORMAT", "META_FILE", "ADAPTER_FILE", "VERSIONS", "UnverifiedCheckpointWarning", "read",
-           "read_checked", "OPS", "metadata_digest"]
+           "read_checked", "OPS", "metadata_digest", "layout", "check_tensors"]
 
 FORMAT = "ripkit-adapter"
 META_FILE = "ripkit_adapter.json"
@@ -150,6 +150,36 @@ def _layer_spec(path: Path, name: str, lm) -> tuple[dict, float, int, dict]:
 
 
 # ---- reading ---------------------------------------------------------------------------------------
+def layout(where, meta: dict) -> tuple[dict, dict]:
+    """({tensor key: (shape, 'float'|'int')}, {layer: spec}) that ``meta`` promises; checks every field."""
+    layers, head = meta.get("layers"), meta.get("head", {})
+    if not isinstance(layers, dict) or not layers or not isinstance(head, dict):
+        raise CheckpointError(f"{where}: 'layers' must be a non-empty object and 'head' an object")
+    specs = {name: _layer_spec(where, name, lm) for name, lm in layers.items()}
+    expected = {}
+    for pname, shp in head.items():
+        if not isinstance(shp, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shp):
+            raise CheckpointError(f"{where}: head[{pname!r}]={shp!r}, expected a shape (list of integers)")
+        expected[f"head.{pname}"] = (tuple(shp), "float")
+    for name, (shapes, _, _, kinds) in specs.items():
+        expected.update({f"{name}.{k}": (tuple(s), kinds.get(k, "float")) for k, s in shapes.items()})
+    return expected, specs
+
+
+def check_tensors(where, expected: dict, found: dict) -> None:
+    """``found`` ({key: (dtype code, shape)}) holds exactly the promised tensors, shapes and dtype kinds."""
+    missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or extra:
+        raise CheckpointError(f"{where} does not match {META_FILE}: missing {missing[:5]}, unexpected {extra[:5]}")
+    for key, (shape, kind) in expected.items():
+        dtype, got = found[key]
+        if tuple(got) != shape:
+            raise CheckpointError(f"{where}: {key} has shape {tuple(got)}, {META_FILE} says {shape}")
+        if (kind == "float") != (dtype in FLOAT_DTYPES):
+            raise CheckpointError(f"{where}: {key} has dtype {dtype}, expected "
+                                  f"{'a floating-point' if kind == 'float' else 'an integer'} dtype")
+
+
 def _open(folder: Path, verify: bool, select=lambda name: True):
     """(meta, tensors, specs, integrity status): everything checked that does not need tensor data,
     plus the hashes of the selected layers' tensors when ``verify``."""
@@ -161,28 +191,9 @@ def _open(folder: Path, verify: bool, select=lambda name: True):
     version = meta.get("format_version")
     if version not in VERSIONS or isinstance(version, bool):
         raise CheckpointError(f"{meta_path}: format_version={version!r}; this ripkit reads {VERSIONS}")
-    layers, head = meta.get("layers"), meta.get("head", {})
-    if not isinstance(layers, dict) or not layers or not isinstance(head, dict):
-        raise CheckpointError(f"{meta_path}: 'layers' must be a non-empty object and 'head' an object")
+    expected, specs = layout(meta_path, meta)
     tensors = SafeTensors(folder / ADAPTER_FILE)
-    specs = {name: _layer_spec(meta_path, name, lm) for name, lm in layers.items()}
-    expected = {}
-    for pname, shp in head.items():
-        if not isinstance(shp, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shp):
-            raise CheckpointError(f"{meta_path}: head[{pname!r}]={shp!r}, expected a shape (list of integers)")
-        expected[f"head.{pname}"] = (tuple(shp), "float")
-    for name, (shapes, _, _, kinds) in specs.items():
-        expected.update({f"{name}.{k}": (tuple(s), kinds.get(k, "float")) for k, s in shapes.items()})
-    missing, extra = sorted(set(expected) - set(tensors.keys())), sorted(set(tensors.keys()) - set(expected))
-    if missing or extra:
-        raise CheckpointError(f"{tensors.path} does not match {META_FILE}: missing {missing[:5]}, unexpected {extra[:5]}")
-    for key, (shape, kind) in expected.items():
-        info = tensors.info(key)
-        if info.shape != shape:
-            raise CheckpointError(f"{tensors.path}: {key} has shape {info.shape}, {META_FILE} says {shape}")
-        if (kind == "float") != info.is_float:
-            raise CheckpointError(f"{tensors.path}: {key} has dtype {info.dtype}, expected "
-                                  f"{'a floating-point' if kind == 'float' else 'an integer'} dtype")
+    check_tensors(tensors.path, expected, {k: (tensors.info(k).dtype, tensors.info(k).shape) for k in tensors.keys()})
     status = _integrity(meta_path, meta, tensors, version, verify,
                         [k for k in expected if not k.startswith("head.") and select(k.rsplit(".", 1)[0])]
                         + [k for k in expected if k.startswith("head.")])

@@ -18,9 +18,9 @@ import numpy as np
 
 import ripkit
 from ripkit._atomic import atomic_write_bytes
-from ripkit.formats._io import NUMPY_TO_DTYPE, safetensors_bytes, tensor_digest
+from ripkit.formats._io import DTYPES, NUMPY_TO_DTYPE, CheckpointError, safetensors_bytes, tensor_digest
 from ripkit.formats.ripkit_format import (ADAPTER_FILE, FORMAT, HEADER_KEY, META_FILE, UnverifiedCheckpointWarning,
-                                          _open, metadata_digest)
+                                          _open, check_tensors, layout, metadata_digest)
 
 __all__ = ["write_ripkit", "upgrade_ripkit", "FORMAT_VERSION"]
 
@@ -61,9 +61,37 @@ def write_ripkit(folder, tensors, meta: dict) -> Path:
         ``format``, ``format_version`` and ``integrity`` are set here, ``ripkit_version`` if absent.
         Must be strict JSON (no NaN or infinity).
     """
-    folder = Path(folder)
     raw = {name: _as_raw(name, value) for name, value in tensors.items()}
     meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "integrity")}
+    try:  # never write what the reader would refuse
+        expected, _ = layout("meta", meta)
+        check_tensors("tensors", expected, {k: (code, shape) for k, (code, shape, _) in raw.items()})
+        _check_values(meta, raw)
+    except CheckpointError as exc:
+        raise ValueError(f"write_ripkit: {exc}") from None
+    return _write(Path(folder), raw, meta)
+
+
+def _check_values(meta: dict, raw: dict) -> None:
+    """Finite floating tensors and true permutations, as the reader will demand."""
+    for key, (code, shape, data) in raw.items():
+        if code in ("F64", "F32", "F16", "BF16"):
+            arr = np.frombuffer(data, dtype={"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2"}[code])
+            arr = (arr.astype(np.uint32) << 16).view(np.float32) if code == "BF16" else arr
+            if not np.isfinite(arr).all():
+                raise CheckpointError(f"tensor {key!r} contains NaN or infinite values")
+    for name, lm in meta["layers"].items():
+        if lm["method"] == "block-lora":
+            for key, size in ((f"{name}.row_perm", lm["shape"][0]), (f"{name}.col_perm", lm["shape"][1])):
+                code, _, data = raw[key]
+                perm = np.frombuffer(data, dtype=np.dtype(DTYPES[code]))
+                if not np.array_equal(np.sort(perm), np.arange(size)):
+                    raise CheckpointError(f"{key} is not a permutation of 0..{size - 1}")
+
+
+def _write(folder: Path, raw: dict, meta: dict) -> Path:
+    """Hash and write (no validation: ``write_ripkit`` validates; tests use this to forge hostile files)."""
+    meta = dict(meta)
     meta.setdefault("ripkit_version", ripkit.__version__)
     meta.update(format=FORMAT, format_version=FORMAT_VERSION,
                 integrity={"algorithm": "sha256",
@@ -96,4 +124,4 @@ def upgrade_ripkit(folder) -> Path:
     if meta["format_version"] == FORMAT_VERSION:
         return folder
     raw = {k: (tensors.info(k).dtype, tensors.info(k).shape, tensors.raw(k).tobytes()) for k in tensors.keys()}
-    return write_ripkit(folder, raw, meta)
+    return _write(folder, raw, {k: v for k, v in meta.items() if k not in ("format", "format_version", "integrity")})
