@@ -203,7 +203,7 @@ def _open(folder: Path, verify: bool, select=lambda name: True):
 def _integrity(meta_path, meta, tensors, version, verify, keys) -> str:
     if version == 1:
         warnings.warn(f"{meta_path.parent}: format-1 ripkit checkpoint without hashes; its tensors are unverified "
-                      f"(rewrite it with ripkit.formats.upgrade_ripkit)", UnverifiedCheckpointWarning, stacklevel=4)
+                      f"(rewrite it with ripkit.formats.upgrade_ripkit)", UnverifiedCheckpointWarning, stacklevel=5)
         return "unverified (format 1: no hashes)"
     block = meta.get("integrity")
     if (not isinstance(block, dict) or block.get("algorithm") != "sha256"
@@ -216,6 +216,9 @@ def _integrity(meta_path, meta, tensors, version, verify, keys) -> str:
     if tensors.metadata.get(HEADER_KEY) != digest:
         raise CheckpointError(f"{tensors.path} was not written with this {META_FILE} (its header records metadata "
                               f"SHA-256 {tensors.metadata.get(HEADER_KEY)!r}); one of the two files was replaced or edited")
+    if tensors.metadata != {"format": "pt", HEADER_KEY: digest}:
+        raise CheckpointError(f"{tensors.path}: header __metadata__ {tensors.metadata!r} was edited after writing "
+                              f"(expected exactly format and {HEADER_KEY})")
     recorded = block["tensors"]
     if set(recorded) != set(tensors.keys()) or not all(isinstance(v, str) and _HEX64.fullmatch(v)
                                                        for v in recorded.values()):
