@@ -9,7 +9,6 @@ get_pattern_key`` (rank/alpha patterns), ``_set_trainable`` (modules_to_save: mo
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ import numpy as np
 from ripkit.formats._io import CheckpointError, SafeTensors
 from ripkit.formats.record import AdapterLayer, LayerContext, LayerOps, LazyFactors, require_base
 
-__all__ = ["PREFIX", "Source", "group_keys", "pattern_value", "extra_layers", "OPS",
+__all__ = ["PREFIX", "Source", "group_keys", "pattern_value", "extra_layers", "OPS", "MAX_SCALAR",
            "cfg_int", "cfg_number", "cfg_bool", "cfg_choice", "layer_meta"]
 
 PREFIX = "base_model.model."
@@ -52,11 +51,13 @@ def cfg_int(src: Source, key: str, default=None, *, minimum: int = 1, value=None
     return value
 
 
-def cfg_number(src: Source, key: str, default=None, *, value=None, positive: bool = True) -> float:
+MAX_SCALAR = 1e6  # alpha, scaling: anything larger is a corrupted file, not a training choice
+
+
+def cfg_number(src: Source, key: str, default=None, *, value=None) -> float:
     value = src.config.get(key, default) if value is None else value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or (positive and value <= 0):
-        raise _bad(src, key, value, "a positive finite number" if positive else "a finite number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_SCALAR:
+        raise _bad(src, key, value, f"a positive number at most {MAX_SCALAR:g}")
     return float(value)
 
 

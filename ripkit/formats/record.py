@@ -124,7 +124,7 @@ class AdapterLayer:
         Raises ``BaseWeightsRequired`` when ΔW depends on W₀ and no base was given, and
         ``CheckpointError`` when a stored tensor is not finite or something else it needs is missing.
         """
-        return self._ops.delta_w(self)
+        return check_finite(self.name, "ΔW", self._ops.delta_w(self))
 
     def low_rank(self) -> tuple[np.ndarray, np.ndarray] | None:
         """float64 (U (m, k), V (k, n)) with U @ V = ``delta_w()`` (to rounding), or None.
@@ -132,11 +132,16 @@ class AdapterLayer:
         Given whenever the update is naturally factorized (LoRA and its variants, block-LoRA with
         its merges, GraLoRA, VeRA, CoSA as (s·L·Y, R)); None for full, DoRA and base-dependent updates.
         """
-        return self._ops.low_rank(self)
+        factors = self._ops.low_rank(self)
+        if factors is not None:
+            check_finite(self.name, "the factors of ΔW", factors[0])
+            check_finite(self.name, "the factors of ΔW", factors[1])
+        return factors
 
     def delta_bias(self) -> np.ndarray | None:
         """What merging adds to the bias (float64, (out,)), or None when the bias is unchanged."""
-        return self._ops.delta_bias(self)
+        bias = self._ops.delta_bias(self)
+        return bias if bias is None else check_finite(self.name, "Δbias", bias)
 
     def core(self) -> np.ndarray:
         """The trained CoSA core Y (a, b)."""
@@ -174,7 +179,9 @@ def require_base(layer: AdapterLayer, why: str):
 
 
 def check_finite(name: str, what: str, array: np.ndarray) -> np.ndarray:
-    """Raise ``CheckpointError`` naming the layer if a computed quantity is not finite."""
+    """Raise ``CheckpointError`` naming the layer if a computed quantity is not finite (e.g. an absurd
+    scaling times finite factors overflowed)."""
     if not np.isfinite(array).all():
-        raise CheckpointError(f"layer {name}: {what} is not finite (NaN or infinity)")
+        raise CheckpointError(f"layer {name}: {what} is not finite (NaN or infinity; an absurd scaling or "
+                              f"corrupted factors)")
     return array

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ripkit.formats._io import FLOAT_DTYPES, CheckpointError, SafeTensors, canonical_json, read_json
+from ripkit.formats.peft_common import MAX_SCALAR
 from ripkit.formats.record import AdapterLayer, LayerContext, LayerOps, LazyFactors
 
 __all__ = ["FORMAT", "META_FILE", "ADAPTER_FILE", "VERSIONS", "UnverifiedCheckpointWarning", "read",
@@ -72,8 +73,8 @@ class _Checker:
 
     def number(self, key) -> float:
         v = self.lm.get(key)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-            raise self.fail(key, "a positive finite number")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= MAX_SCALAR:
+            raise self.fail(key, f"a positive number at most {MAX_SCALAR:g}")
         return float(v)
 
     def choice(self, key, choices, default=None):

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from ripkit.formats import CheckpointError, UnverifiedCheckpointWarning, load_adapter
 

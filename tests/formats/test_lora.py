@@ -144,7 +144,7 @@ def test_several_adapters(tmp_path):
     ({"r": 3}, "has rank 4, adapter_config.json gives r=3"),
     ({"rank_pattern": {"q_proj": 8}}, r"gives r=8 \(rank_pattern key 'q_proj'\)"),
     ({"alpha_pattern": {"(": 8}}, "alpha_pattern key '\\(' is not a valid regular expression"),
-    ({"lora_alpha": -8}, "lora_alpha=-8, expected a positive finite number"),
+    ({"lora_alpha": -8}, "lora_alpha=-8, expected a positive number at most 1e\\+06"),
     ({"lora_bias": True}, r"missing \['lora_B.bias'\]"),
     ({"use_dora": True}, r"missing \['lora_magnitude_vector'\]"),
     ({"peft_type": "IA3"}, "peft_type='IA3' is not supported; ripkit reads COSA, GRALORA, LORA, VERA"),
@@ -154,6 +154,14 @@ def test_inconsistent_configs_are_refused(tmp_path, edit, match):
     cfg_path = tmp_path / "adapter" / "adapter_config.json"
     cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), **edit}))
     with pytest.raises(CheckpointError, match=match):
+        load_adapter(tmp_path / "adapter")
+
+
+def test_absurd_scaling_is_refused(tmp_path):
+    peft_checkpoint(tmp_path, tiny_llama(), lora(r=4, target_modules=["q_proj"]), train="random")
+    cfg_path = tmp_path / "adapter" / "adapter_config.json"
+    cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), "lora_alpha": 1e308}))
+    with pytest.raises(CheckpointError, match="lora_alpha=1e\\+308, expected a positive number at most 1e\\+06"):
         load_adapter(tmp_path / "adapter")
 
 
