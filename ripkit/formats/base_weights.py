@@ -163,6 +163,7 @@ class BaseWeights:
             return None
         h = hashlib.sha256()
         for f in sorted(self.files, key=lambda p: p.name):
+            self._open(f)  # a regular, well-formed safetensors file before its bytes are hashed
             h.update(f.name.encode())
             with open(f, "rb") as fh:
                 for chunk in iter(lambda: fh.read(1 << 20), b""):

@@ -24,6 +24,7 @@ Formulas follow peft 0.21, ``src/peft/tuners/lora/layer.py``:
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -56,20 +57,36 @@ def _init_kind(src: Source):
                           f"peft initialisation name")
 
 
-def read(src: Source) -> list[AdapterLayer]:
-    """``AdapterLayer`` records of a peft LoRA checkpoint (see the module docstring)."""
+@dataclass(frozen=True)
+class _Options:
+    """The adapter-wide settings of adapter_config.json that every layer uses."""
+
+    r: int
+    alpha: float
+    rslora: bool
+    fan_in_fan_out: bool
+    dora: bool
+    lora_bias: bool
+    init: object
+
+
+def _options(src: Source) -> _Options:
     cfg = src.config
     for key in UNSUPPORTED_VARIANTS:
         if cfg.get(key) not in (None, False, [], {}):
             raise CheckpointError(f"{src.config_path}: {key}={cfg[key]!r} turns on a LoRA variant whose merge "
                                   f"ripkit does not reproduce; not supported")
-    r_default = cfg_int(src, "r", 8)
-    alpha_default = cfg_number(src, "lora_alpha", 8)
-    rslora, fifo = cfg_bool(src, "use_rslora"), cfg_bool(src, "fan_in_fan_out")
-    dora, lora_bias = cfg_bool(src, "use_dora"), cfg_bool(src, "lora_bias")
-    init = _init_kind(src)
-    if dora and init not in PLAIN_INITS:
-        raise CheckpointError(f"{src.config_path}: DoRA with init_lora_weights={init!r} is not supported")
+    opts = _Options(cfg_int(src, "r", 8), cfg_number(src, "lora_alpha", 8), cfg_bool(src, "use_rslora"),
+                    cfg_bool(src, "fan_in_fan_out"), cfg_bool(src, "use_dora"), cfg_bool(src, "lora_bias"),
+                    _init_kind(src))
+    if opts.dora and opts.init not in PLAIN_INITS:
+        raise CheckpointError(f"{src.config_path}: DoRA with init_lora_weights={opts.init!r} is not supported")
+    return opts
+
+
+def read(src: Source) -> list[AdapterLayer]:
+    """``AdapterLayer`` records of a peft LoRA checkpoint (see the module docstring)."""
+    opts = _options(src)
     groups, leftover = group_keys(src, SUFFIXES)
     saved_base = {name: g.pop("base_layer.weight") for name, g in groups.items() if "base_layer.weight" in g}
     groups = {name: g for name, g in groups.items() if g}
@@ -77,68 +94,62 @@ def read(src: Source) -> list[AdapterLayer]:
         if name not in groups:
             leftover.append(saved_base[name])
     extras, bias_keys = extra_layers(src, leftover, set(groups))
-    layers = []
-    for name in sorted(groups):
-        if not src.select(name):
-            continue
-        keys = groups[name]
-        embedding = "lora_embedding_A" in keys or "lora_embedding_B" in keys
-        need = ({"lora_embedding_A", "lora_embedding_B"} if embedding else {"lora_A.weight", "lora_B.weight"})
-        need |= {"lora_magnitude_vector"} if dora else set()
-        need |= {"lora_B.bias"} if lora_bias and not embedding else set()
-        if set(keys) != need:
-            missing, extra = sorted(need - set(keys)), sorted(set(keys) - need)
-            raise CheckpointError(f"{src.tensors.path}: layer {name} has {sorted(keys)}; "
-                                  f"missing {missing}, unexpected {extra} (use_dora={dora}, lora_bias={lora_bias})")
-        short = {k.replace(".weight", "").replace(".bias", "_bias"): v for k, v in keys.items()}
-        factors = LazyFactors(src.tensors, short, name)
-        for k, v in keys.items():
-            if not src.tensors.info(v).is_float:
-                raise CheckpointError(f"{src.tensors.path}: tensor {v!r} has dtype {src.tensors.info(v).dtype}, "
-                                      f"expected a floating-point dtype")
-        sh = factors.shapes
-        a, b = (sh["lora_embedding_A"], sh["lora_embedding_B"]) if embedding else (sh["lora_A"], sh["lora_B"])
-        if len(a) != 2 or len(b) != 2:
-            raise CheckpointError(f"{src.tensors.path}: layer {name} has factors of shapes {a} and {b}; ripkit "
-                                  f"reads LoRA on Linear, Conv1D and Embedding layers (2-D factors), not convolutions")
-        r = a[0]
-        if b[1] != r or r == 0:
-            raise CheckpointError(f"{src.tensors.path}: layer {name}: A has shape {a} and B {b}, expected "
-                                  f"A (r, in) and B (out, r) with the same r >= 1")
-        r_cfg, r_key = pattern_value(src, "rank_pattern", name, r_default, cfg_int)
-        alpha, alpha_key = pattern_value(src, "alpha_pattern", name, alpha_default, cfg_number)
-        if r != r_cfg:
-            raise CheckpointError(f"{src.tensors.path}: layer {name} has rank {r}, {src.config_path.name} gives "
-                                  f"r={r_cfg}" + (f" (rank_pattern key {r_key!r})" if r_key else ""))
-        scaling = alpha / math.sqrt(r) if rslora else alpha / r
-        shape = (b[0], a[1]) if not embedding else (a[1], b[0])  # (out, in); embeddings (num, dim)
-        if dora:
-            m_len = shape[0] if not embedding else shape[1]
-            if sh["lora_magnitude_vector"] != (m_len,):
-                raise CheckpointError(f"{src.tensors.path}: layer {name}: lora_magnitude_vector has shape "
-                                      f"{sh['lora_magnitude_vector']}, expected ({m_len},)")
-        if lora_bias and sh["lora_B_bias"] != (shape[0],):
-            raise CheckpointError(f"{src.tensors.path}: layer {name}: lora_B.bias has shape {sh['lora_B_bias']}, "
-                                  f"expected ({shape[0]},)")
-        if dora:
-            method = "peft-dora"
-        elif init not in PLAIN_INITS:
-            method = "peft-lora-init"
-        else:
-            method = "peft-lora-embedding" if embedding else "peft-lora"
-        if name in bias_keys:
-            factors = LazyFactors(src.tensors, {**short, "bias": bias_keys[name]}, name)
-        needs = frozenset({"base"}) if method in ("peft-dora", "peft-lora-init") else frozenset()
-        meta = layer_meta(src, method=method, shape=list(shape), r=r, alpha=alpha, use_rslora=rslora,
-                          layer_type="embedding" if embedding else "linear", fan_in_fan_out=fifo and not embedding,
-                          init_lora_weights=init, lora_bias=lora_bias,
-                          **({"rank_pattern_key": r_key} if r_key else {}),
-                          **({"alpha_pattern_key": alpha_key} if alpha_key else {}),
-                          **({"saved_base_weight": saved_base[name]} if name in saved_base else {}))
-        trainable = factors.numel(*[k for k in factors if k != "bias"])
-        layers.append(AdapterLayer(name, method, shape, factors, float(scaling), meta, needs, trainable,
-                                   src.context))
+    layers = [_layer(src, opts, name, groups[name], bias_keys.get(name), saved_base.get(name))
+              for name in sorted(groups) if src.select(name)]
     return layers + extras
+
+
+def _layer(src: Source, opts: _Options, name: str, keys: dict, bias_key, saved_base) -> AdapterLayer:
+    """One layer's record, after checking its keys, dtypes, shapes and rank against the config."""
+    where = f"{src.tensors.path}: layer {name}"
+    embedding = "lora_embedding_A" in keys or "lora_embedding_B" in keys
+    need = {"lora_embedding_A", "lora_embedding_B"} if embedding else {"lora_A.weight", "lora_B.weight"}
+    need |= {"lora_magnitude_vector"} if opts.dora else set()
+    need |= {"lora_B.bias"} if opts.lora_bias and not embedding else set()
+    if set(keys) != need:  # an orphan factor is an error, not a layer that silently vanishes
+        raise CheckpointError(f"{where} has {sorted(keys)}; missing {sorted(need - set(keys))}, unexpected "
+                              f"{sorted(set(keys) - need)} (use_dora={opts.dora}, lora_bias={opts.lora_bias})")
+    for key in keys.values():
+        if not src.tensors.info(key).is_float:
+            raise CheckpointError(f"{src.tensors.path}: tensor {key!r} has dtype {src.tensors.info(key).dtype}, "
+                                  f"expected a floating-point dtype")
+    short = {k.replace(".weight", "").replace(".bias", "_bias"): v for k, v in keys.items()}
+    sh = LazyFactors(src.tensors, short, name).shapes
+    a, b = (sh["lora_embedding_A"], sh["lora_embedding_B"]) if embedding else (sh["lora_A"], sh["lora_B"])
+    if len(a) != 2 or len(b) != 2:
+        raise CheckpointError(f"{where} has factors of shapes {a} and {b}; ripkit reads LoRA on Linear, Conv1D "
+                              f"and Embedding layers (2-D factors), not convolutions")
+    r = a[0]
+    if b[1] != r or r == 0:
+        raise CheckpointError(f"{where}: A has shape {a} and B {b}, expected A (r, in) and B (out, r) with the "
+                              f"same r >= 1")
+    r_cfg, r_key = pattern_value(src, "rank_pattern", name, opts.r, cfg_int)
+    alpha, alpha_key = pattern_value(src, "alpha_pattern", name, opts.alpha, cfg_number)
+    if r != r_cfg:
+        raise CheckpointError(f"{where} has rank {r}, {src.config_path.name} gives r={r_cfg}"
+                              + (f" (rank_pattern key {r_key!r})" if r_key else ""))
+    shape = (a[1], b[0]) if embedding else (b[0], a[1])  # (out, in); embeddings (num_embeddings, dim)
+    expected = {"lora_magnitude_vector": (shape[1] if embedding else shape[0],), "lora_B_bias": (shape[0],)}
+    for key, want in expected.items():
+        if key in sh and sh[key] != want:
+            raise CheckpointError(f"{where}: {key} has shape {sh[key]}, expected {want}")
+    if opts.dora:
+        method = "peft-dora"
+    elif opts.init not in PLAIN_INITS:
+        method = "peft-lora-init"
+    else:
+        method = "peft-lora-embedding" if embedding else "peft-lora"
+    factors = LazyFactors(src.tensors, {**short, **({"bias": bias_key} if bias_key else {})}, name)
+    meta = layer_meta(src, method=method, shape=list(shape), r=r, alpha=alpha, use_rslora=opts.rslora,
+                      layer_type="embedding" if embedding else "linear",
+                      fan_in_fan_out=opts.fan_in_fan_out and not embedding, init_lora_weights=opts.init,
+                      lora_bias=opts.lora_bias, **({"rank_pattern_key": r_key} if r_key else {}),
+                      **({"alpha_pattern_key": alpha_key} if alpha_key else {}),
+                      **({"saved_base_weight": saved_base} if saved_base else {}))
+    scaling = alpha / math.sqrt(r) if opts.rslora else alpha / r
+    needs = frozenset({"base"}) if method in ("peft-dora", "peft-lora-init") else frozenset()
+    return AdapterLayer(name, method, shape, factors, float(scaling), meta, needs, factors.numel(*short),
+                        src.context)
 
 
 # ---- maths -------------------------------------------------------------------------------------
