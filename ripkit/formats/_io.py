@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["CheckpointError", "BaseWeightsRequired", "JSON_LIMIT", "read_json", "loads_json",
-           "canonical_json", "SafeTensors", "TensorInfo", "FLOAT_DTYPES", "NUMPY_TO_DTYPE", "safetensors_bytes",
+           "canonical_json", "short_repr", "SafeTensors", "TensorInfo", "FLOAT_DTYPES", "NUMPY_TO_DTYPE", "safetensors_bytes",
            "tensor_digest"]
 
 JSON_LIMIT = 64 << 20      # adapter configs and ripkit metadata are kilobytes; 64 MiB is generous
@@ -52,6 +52,12 @@ class CheckpointError(ValueError):
 
 class BaseWeightsRequired(CheckpointError):
     """ΔW of this layer depends on the base weights W₀, which were not given (``base=``)."""
+
+
+def short_repr(value, limit: int = 80) -> str:
+    """``repr`` cut to ``limit`` characters, so a hostile value cannot flood an error message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 # ---- opening files -----------------------------------------------------------------------------
@@ -214,17 +220,17 @@ class SafeTensors:
             if name == "__metadata__":
                 continue
             if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-                raise CheckpointError(f"{where}: entry {name!r} must have exactly dtype, shape and data_offsets")
+                raise CheckpointError(f"{where}: entry {short_repr(name)} must have exactly dtype, shape and data_offsets")
             dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
             if dtype not in DTYPES:
-                raise CheckpointError(f"{where}: tensor {name!r} has dtype {dtype!r}, expected one of "
+                raise CheckpointError(f"{where}: tensor {short_repr(name)} has dtype {short_repr(dtype)}, expected one of "
                                       f"{', '.join(sorted(DTYPES))}")
             if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-                raise CheckpointError(f"{where}: tensor {name!r} has shape {shape!r}, expected a list of "
+                raise CheckpointError(f"{where}: tensor {short_repr(name)} has shape {short_repr(shape)}, expected a list of "
                                       f"non-negative integers")
             if (not isinstance(offsets, list) or len(offsets) != 2 or not all(_is_int(o) for o in offsets)
                     or not 0 <= offsets[0] <= offsets[1] <= data_size):
-                raise CheckpointError(f"{where}: tensor {name!r} has data_offsets {offsets!r}, expected "
+                raise CheckpointError(f"{where}: tensor {short_repr(name)} has data_offsets {short_repr(offsets)}, expected "
                                       f"[begin, end] with 0 <= begin <= end <= {data_size}")
             nbytes = math.prod(shape) * np.dtype(DTYPES[dtype]).itemsize
             if offsets[1] - offsets[0] != nbytes:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 
-from ripkit.formats._io import CheckpointError
+from ripkit.formats._io import CheckpointError, short_repr
 from ripkit.formats._pyhash import string_hash
 from ripkit.formats.peft_common import (Source, cfg_bool, cfg_int, cfg_number, extra_layers, group_keys,
                                         layer_meta)
@@ -46,7 +46,7 @@ def read(src: Source) -> list[AdapterLayer]:
     adaptive = cfg_bool(src, "use_adaptive_compression")
     seed = cfg.get("compression_seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise CheckpointError(f"{src.config_path}: compression_seed={seed!r}, expected an integer or null")
+        raise CheckpointError(f"{src.config_path}: compression_seed={short_repr(seed)}, expected an integer or null")
     r = cfg_int(src, "r", 8)
     alpha = cfg_number(src, "lora_alpha", 8)
     scaling = alpha / math.sqrt(r) if cfg_bool(src, "use_rslora") else alpha / r

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ripkit.formats._io import CheckpointError
+from ripkit.formats._io import CheckpointError, short_repr
 from ripkit.formats.peft_common import (Source, cfg_bool, cfg_int, cfg_number, extra_layers, full_delta_bias,
                                         group_keys, layer_meta, pattern_value)
 from ripkit.formats.record import AdapterLayer, LayerOps, LazyFactors, check_finite, require_base
@@ -53,7 +53,7 @@ def _init_kind(src: Source):
         return init
     if isinstance(init, str):
         return init  # refused lazily, with an explanation, by delta_w()
-    raise CheckpointError(f"{src.config_path}: init_lora_weights={init!r}, expected true, false or a "
+    raise CheckpointError(f"{src.config_path}: init_lora_weights={short_repr(init)}, expected true, false or a "
                           f"peft initialisation name")
 
 
@@ -74,13 +74,13 @@ def _options(src: Source) -> _Options:
     cfg = src.config
     for key in UNSUPPORTED_VARIANTS:
         if cfg.get(key) not in (None, False, [], {}):
-            raise CheckpointError(f"{src.config_path}: {key}={cfg[key]!r} turns on a LoRA variant whose merge "
+            raise CheckpointError(f"{src.config_path}: {key}={short_repr(cfg[key])} turns on a LoRA variant whose merge "
                                   f"ripkit does not reproduce; not supported")
     opts = _Options(cfg_int(src, "r", 8), cfg_number(src, "lora_alpha", 8), cfg_bool(src, "use_rslora"),
                     cfg_bool(src, "fan_in_fan_out"), cfg_bool(src, "use_dora"), cfg_bool(src, "lora_bias"),
                     _init_kind(src))
     if opts.dora and opts.init not in PLAIN_INITS:
-        raise CheckpointError(f"{src.config_path}: DoRA with init_lora_weights={opts.init!r} is not supported")
+        raise CheckpointError(f"{src.config_path}: DoRA with init_lora_weights={short_repr(opts.init)} is not supported")
     return opts
 
 

@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from ripkit.formats._io import CheckpointError, SafeTensors
+from ripkit.formats._io import CheckpointError, SafeTensors, short_repr
 from ripkit.formats.record import AdapterLayer, LayerContext, LayerOps, LazyFactors, require_base
 
 __all__ = ["PREFIX", "Source", "group_keys", "pattern_value", "extra_layers", "OPS", "MAX_SCALAR",
@@ -41,7 +41,7 @@ class Source:
 
 # ---- config fields: each check names the file and the key --------------------------------------
 def _bad(src: Source, key: str, value, expected: str) -> CheckpointError:
-    return CheckpointError(f"{src.config_path}: {key}={value!r}, expected {expected}")
+    return CheckpointError(f"{src.config_path}: {key}={short_repr(value)}, expected {expected}")
 
 
 def cfg_int(src: Source, key: str, default=None, *, minimum: int = 1, value=None) -> int:
@@ -86,7 +86,7 @@ def pattern_value(src: Source, field_name: str, name: str, default, check: Calla
         try:
             hit = re.match(rf"(.*\.)?({key})$", name)
         except re.error as exc:
-            raise CheckpointError(f"{src.config_path}: {field_name} key {key!r} is not a valid regular "
+            raise CheckpointError(f"{src.config_path}: {field_name} key {short_repr(key)} is not a valid regular "
                                   f"expression ({exc})") from None
         if hit:
             return check(src, f"{field_name}[{key!r}]", value=value), key

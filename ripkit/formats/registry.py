@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 
-from ripkit.formats._io import CheckpointError
+from ripkit.formats._io import CheckpointError, short_repr
 
 __all__ = ["PEFT_TYPES", "METHODS", "RIPKIT_FORMAT", "reader", "layer_ops", "supported"]
 
@@ -39,7 +39,7 @@ def supported() -> str:
 def reader(peft_type: str, config_path) -> object:
     """The module that reads ``peft_type``, or one clear "not supported" error."""
     if not isinstance(peft_type, str) or peft_type.upper() not in PEFT_TYPES:
-        raise CheckpointError(f"{config_path}: peft_type={peft_type!r} is not supported; ripkit reads "
+        raise CheckpointError(f"{config_path}: peft_type={short_repr(peft_type)} is not supported; ripkit reads "
                               f"{supported()} (and ripkit's own ripkit_adapter.json)")
     return importlib.import_module(PEFT_TYPES[peft_type.upper()])
 

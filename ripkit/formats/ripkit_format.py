@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ripkit.formats._io import FLOAT_DTYPES, CheckpointError, SafeTensors, canonical_json, read_json
+from ripkit.formats._io import FLOAT_DTYPES, CheckpointError, SafeTensors, canonical_json, read_json, short_repr
 from ripkit.formats.peft_common import MAX_SCALAR
 from ripkit.formats.record import AdapterLayer, LayerContext, LayerOps, LazyFactors
 
@@ -63,7 +63,8 @@ class _Checker:
         self.path, self.name, self.lm = path, name, lm
 
     def fail(self, key, expected) -> CheckpointError:
-        return CheckpointError(f"{self.path}: layer {self.name}: {key}={self.lm.get(key)!r}, expected {expected}")
+        return CheckpointError(f"{self.path}: layer {short_repr(self.name)}: {key}={short_repr(self.lm.get(key))}, "
+                               f"expected {expected}")
 
     def int(self, key, minimum=1) -> int:
         v = self.lm.get(key)
@@ -160,7 +161,7 @@ def layout(where, meta: dict) -> tuple[dict, dict]:
     expected = {}
     for pname, shp in head.items():
         if not isinstance(shp, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shp):
-            raise CheckpointError(f"{where}: head[{pname!r}]={shp!r}, expected a shape (list of integers)")
+            raise CheckpointError(f"{where}: head[{short_repr(pname)}]={short_repr(shp)}, expected a shape (list of integers)")
         expected[f"head.{pname}"] = (tuple(shp), "float")
     for name, (shapes, _, _, kinds) in specs.items():
         expected.update({f"{name}.{k}": (tuple(s), kinds.get(k, "float")) for k, s in shapes.items()})
@@ -187,11 +188,11 @@ def _open(folder: Path, verify: bool, select=lambda name: True):
     meta_path = folder / META_FILE
     meta = read_json(meta_path)
     if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{meta_path} is not a ripkit adapter description (format={meta.get('format')!r}, "
+        raise CheckpointError(f"{meta_path} is not a ripkit adapter description (format={short_repr(meta.get('format'))}, "
                               f"expected {FORMAT!r})")
     version = meta.get("format_version")
     if version not in VERSIONS or isinstance(version, bool):
-        raise CheckpointError(f"{meta_path}: format_version={version!r}; this ripkit reads {VERSIONS}")
+        raise CheckpointError(f"{meta_path}: format_version={short_repr(version)}; this ripkit reads {VERSIONS}")
     expected, specs = layout(meta_path, meta)
     tensors = SafeTensors(folder / ADAPTER_FILE)
     check_tensors(tensors.path, expected, {k: (tensors.info(k).dtype, tensors.info(k).shape) for k in tensors.keys()})
