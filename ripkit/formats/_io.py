@@ -261,6 +261,14 @@ class SafeTensors:
         except KeyError:
             raise CheckpointError(f"{self.path} lacks tensor {name!r}") from None
 
+    def check_float(self, *names: str) -> None:
+        """Refuse a factor stored with a non-floating dtype (e.g. float bytes relabelled as int32)."""
+        for name in names:
+            info = self.info(name)
+            if not info.is_float:
+                raise CheckpointError(f"{self.path}: tensor {short_repr(name)} has dtype {info.dtype}, expected a "
+                                      f"floating-point dtype")
+
     def _view(self, info: TensorInfo) -> np.ndarray:
         if info.numel == 0:
             return np.zeros(info.shape, dtype=DTYPES[info.dtype])

@@ -41,10 +41,7 @@ def read(src: Source) -> list[AdapterLayer]:
             raise CheckpointError(f"{src.tensors.path}: layer {name} has {sorted(keys)}; missing "
                                   f"{sorted(need - set(keys))}, unexpected {sorted(set(keys) - need)} (hybrid_r={hybrid})")
         factors = LazyFactors(src.tensors, {SHORT[key]: v for key, v in keys.items()}, name)
-        for v in keys.values():
-            if not src.tensors.info(v).is_float:
-                raise CheckpointError(f"{src.tensors.path}: tensor {v!r} has dtype {src.tensors.info(v).dtype}, "
-                                      f"expected a floating-point dtype")
+        src.tensors.check_float(*keys.values())
         sh = factors.shapes
         a, b = sh["gralora_A"], sh["gralora_B"]
         if len(a) != 3 or len(b) != 3 or a[0] != k or b[0] != k or a[2] != b[1] or a[2] != r_cfg or r_cfg % k:

@@ -109,10 +109,7 @@ def _layer(src: Source, opts: _Options, name: str, keys: dict, bias_key, saved_b
     if set(keys) != need:  # an orphan factor is an error, not a layer that silently vanishes
         raise CheckpointError(f"{where} has {sorted(keys)}; missing {sorted(need - set(keys))}, unexpected "
                               f"{sorted(set(keys) - need)} (use_dora={opts.dora}, lora_bias={opts.lora_bias})")
-    for key in keys.values():
-        if not src.tensors.info(key).is_float:
-            raise CheckpointError(f"{src.tensors.path}: tensor {key!r} has dtype {src.tensors.info(key).dtype}, "
-                                  f"expected a floating-point dtype")
+    src.tensors.check_float(*keys.values())
     short = {k.replace(".weight", "").replace(".bias", "_bias"): v for k, v in keys.items()}
     sh = LazyFactors(src.tensors, short, name).shapes
     a, b = (sh["lora_embedding_A"], sh["lora_embedding_B"]) if embedding else (sh["lora_A"], sh["lora_B"])

@@ -174,10 +174,7 @@ def extra_layers(src: Source, leftover: list[str], adapted: set[str]) -> tuple[l
                 or ("bias" in keys and len(shapes["bias"]) != 1):
             raise CheckpointError(f"{src.tensors.path}: module {module} ({why}) saves {sorted(shapes.items())}; "
                                   f"ripkit reads full updates of matrix weights (2-D) and biases (1-D) only")
-        for k in keys:
-            if not src.tensors.info(keys[k]).is_float:
-                raise CheckpointError(f"{src.tensors.path}: tensor {keys[k]!r} has dtype "
-                                      f"{src.tensors.info(keys[k]).dtype}, expected a floating-point dtype")
+        src.tensors.check_float(*keys.values())
         method = "peft-full" if "weight" in keys else "peft-bias"
         shape = tuple(shapes["weight"]) if "weight" in keys else None
         meta = layer_meta(src, saved_as=why, method=method)

@@ -20,7 +20,7 @@ import ripkit
 from ripkit._atomic import atomic_write_bytes
 from ripkit.formats._io import DTYPES, NUMPY_TO_DTYPE, CheckpointError, safetensors_bytes, tensor_digest
 from ripkit.formats.ripkit_format import (ADAPTER_FILE, FORMAT, HEADER_KEY, META_FILE, UnverifiedCheckpointWarning,
-                                          _open, check_tensors, layout, metadata_digest)
+                                          _check_permutation, _open, check_tensors, layout, metadata_digest)
 
 __all__ = ["write_ripkit", "upgrade_ripkit", "FORMAT_VERSION"]
 
@@ -82,11 +82,9 @@ def _check_values(meta: dict, raw: dict) -> None:
                 raise CheckpointError(f"tensor {key!r} contains NaN or infinite values")
     for name, lm in meta["layers"].items():
         if lm["method"] == "block-lora":
-            for key, size in ((f"{name}.row_perm", lm["shape"][0]), (f"{name}.col_perm", lm["shape"][1])):
-                code, _, data = raw[key]
-                perm = np.frombuffer(data, dtype=np.dtype(DTYPES[code]))
-                if not np.array_equal(np.sort(perm), np.arange(size)):
-                    raise CheckpointError(f"{key} is not a permutation of 0..{size - 1}")
+            for key, size in (("row_perm", lm["shape"][0]), ("col_perm", lm["shape"][1])):
+                code, _, data = raw[f"{name}.{key}"]
+                _check_permutation(name, key, np.frombuffer(data, dtype=np.dtype(DTYPES[code])), size)
 
 
 def _write(folder: Path, raw: dict, meta: dict) -> Path:

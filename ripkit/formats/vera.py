@@ -26,10 +26,7 @@ def read(src: Source) -> list[AdapterLayer]:
         raise CheckpointError(f"{src.tensors.path}: VeRA checkpoint saved without its projections "
                               f"(save_projection=false, no base_model.vera_A/vera_B): ripkit does not regenerate "
                               f"them from projection_prng_key; save with save_projection=True")
-    for key in SHARED:
-        if not src.tensors.info(key).is_float:
-            raise CheckpointError(f"{src.tensors.path}: tensor {key!r} has dtype {src.tensors.info(key).dtype}, "
-                                  f"expected a floating-point dtype")
+    src.tensors.check_float(*SHARED)
     a_shape, b_shape = src.tensors.info(SHARED[0]).shape, src.tensors.info(SHARED[1]).shape
     if len(a_shape) != 2 or len(b_shape) != 2 or a_shape[0] != r or b_shape[1] != r:
         raise CheckpointError(f"{src.tensors.path}: vera_A {a_shape} / vera_B {b_shape} do not fit r={r} "
@@ -53,10 +50,7 @@ def read(src: Source) -> list[AdapterLayer]:
         if len(sh["lambda_b"]) != 1 or sh["lambda_d"] != (r,) or sh["lambda_b"][0] > b_shape[0]:
             raise CheckpointError(f"{src.tensors.path}: layer {name}: lambda_b {sh['lambda_b']} / lambda_d "
                                   f"{sh['lambda_d']} do not fit r={r} and vera_B {b_shape}")
-        for key in keys.values():
-            if not src.tensors.info(key).is_float:
-                raise CheckpointError(f"{src.tensors.path}: tensor {key!r} has dtype {src.tensors.info(key).dtype}, "
-                                      f"expected a floating-point dtype")
+        src.tensors.check_float(*keys.values())
         m, n = sh["lambda_b"][0], None
         if base is not None:
             w = base.shape(name)

@@ -145,7 +145,7 @@ def test_bad_layer_metadata_is_refused(tmp_path, lm, tensors, match):
 
 def test_duplicate_permutation_index_is_refused(tmp_path):
     t = block_tensors(np.random.default_rng(3), row_perm=[0, 1, 2, 3, 4, 5, 6, 7, 8, 8])
-    with pytest.raises(ValueError, match="x.row_perm is not a permutation"):
+    with pytest.raises(ValueError, match="layer x: row_perm is not a permutation"):
         write_layer(tmp_path, "x", BLOCK, t)
     write_layer(tmp_path, "x", BLOCK, t, check=False)
     layer = load_adapter(tmp_path)[0]
