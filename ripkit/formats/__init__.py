@@ -1,7 +1,10 @@
 """Read any adapter checkpoint exactly, or refuse it with one clear error.
 
-``load_adapter(path_or_hub_id, *, base=None, adapter_name=None, hash_seed=None, layers=None,
-verify=True)`` returns one ``AdapterLayer`` per adapted layer.  This package imports neither
+``load_adapter(path_or_hub_id, *, base=None, adapter_name=None, hash_seed=None,
+hash_algorithm="siphash24", layers=None, verify=True)`` returns one ``AdapterLayer`` per adapted
+layer; ``write_ripkit(folder, tensors, meta)`` writes ripkit's own format (version 2: SHA-256 of
+every tensor and of the metadata, files bound together, atomic) and ``upgrade_ripkit(folder)``
+rewrites a format-1 checkpoint (which loads with an ``UnverifiedCheckpointWarning``).  This package imports neither
 torch nor peft: tensors are read lazily, one at a time, from a strictly validated safetensors
 reader of its own (``_io``); torch is imported only to recompute what peft or the CoSA reference
 code computed with torch (PiSSA/OLoRA residuals, the reference's projections).
@@ -17,6 +20,9 @@ Contract of the record (``record.AdapterLayer``, a frozen dataclass)
 - ``low_rank()`` → (U (m, k), V (k, n)) with U @ V = ΔW, or None (full, DoRA, base-dependent).
 - ``delta_bias()`` → float64 (out,) or None.  ``core()``/``dictionary()`` for CoSA layers.
 - ``to_dict()`` → plain dict (shapes, not values).
+- ``shape`` is None for 'peft-bias' records (only a bias is trained: ``delta_w()`` refuses, read
+  ``delta_bias()``) and for VeRA / CoSA-reference layers loaded without ``base=``; analyzers skip them
+  or say what is missing.
 
 Families (``registry``): a new one is a module with ``read(source)`` and ``OPS`` plus one line.
 
