@@ -52,6 +52,7 @@ def test_ripkit_round_trip(tmp_path, method, config):
     torch.testing.assert_close(fresh(input_ids=ids).logits, model(input_ids=ids).logits, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow  # a fresh interpreter importing transformers: 8-16 s on 2 busy cores
 def test_cosa_reload_in_fresh_process(tmp_path):
     model = tiny_bert()
     model.save_pretrained(tmp_path / "base")
