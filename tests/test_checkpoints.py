@@ -1,4 +1,6 @@
-"""ripkit.checkpoints: PEFT checkpoints against peft's own get_delta_weight, ripkit round trips, corrupt files."""
+"""ripkit.checkpoints (the torch side and the backwards-compatible names): save/apply round trips, corrupt files.
+
+Reading every adapter family is tested in tests/formats/."""
 import json
 import os
 import subprocess
@@ -11,50 +13,11 @@ import torch
 from numpy.testing import assert_allclose
 
 from ripkit.adapters import adapter_modules, inject
-from ripkit.checkpoints import (ADAPTER_FILE, META_FILE, CheckpointError, apply_adapter, load_adapter,
+from ripkit import checkpoints
+from ripkit.checkpoints import (ADAPTER_FILE, META_FILE, CheckpointError, apply_adapter, load_adapter, read_ripkit,
                                 save_adapter)
+from ripkit.formats import write_ripkit
 from _models import randomize_, tiny_bert
-
-
-def rel_err(a, b):
-    return np.linalg.norm(np.asarray(a) - np.asarray(b)) / max(np.linalg.norm(b), 1e-300)
-
-
-def peft_checkpoint(tmp_path, kind):
-    from peft import GraloraConfig, LoraConfig, VeraConfig, get_peft_model
-
-    configs = {
-        "lora": LoraConfig(r=4, lora_alpha=6, target_modules=["query", "value", "intermediate.dense"],
-                           alpha_pattern={"intermediate.dense": 12}),
-        "rslora": LoraConfig(r=4, lora_alpha=6, use_rslora=True, target_modules=["query", "key"]),
-        "gralora": GraloraConfig(r=4, gralora_k=2, alpha=8, target_modules=["query", "value", "dense"]),
-        "gralora-hybrid": GraloraConfig(r=4, gralora_k=2, alpha=8, hybrid_r=2, target_modules=["key"]),
-        "vera": VeraConfig(r=4, target_modules=["query", "value"], save_projection=True),
-    }
-    model = get_peft_model(tiny_bert(), configs[kind])
-    gen = torch.Generator().manual_seed(3)
-    with torch.no_grad():  # B / lambda_b start at zero: give every adapter tensor random values
-        for name, p in model.named_parameters():
-            if any(t in name for t in ("lora_", "gralora_", "vera_lambda")):
-                p.copy_(torch.randn(p.shape, generator=gen))
-    reference = {}
-    for name, mod in model.named_modules():
-        if hasattr(mod, "get_delta_weight") and hasattr(mod, "base_layer"):
-            reference[name.removeprefix("base_model.model.")] = mod.get_delta_weight("default").detach().numpy()
-    model.save_pretrained(tmp_path)
-    return reference
-
-
-@pytest.mark.parametrize("kind", ["lora", "rslora", "gralora", "gralora-hybrid", "vera"])
-def test_peft_delta_w_matches_peft(tmp_path, kind):
-    reference = peft_checkpoint(tmp_path, kind)
-    layers = load_adapter(tmp_path)  # no base model involved
-    assert sorted(l.name for l in layers) == sorted(reference)
-    for layer in layers:
-        dw = layer.delta_w()
-        assert dw.shape == layer.shape == reference[layer.name].shape
-        assert rel_err(dw, reference[layer.name]) < 1e-6, layer.name
-        assert layer.to_dict()["name"] == layer.name
 
 
 @pytest.mark.parametrize("method,config", [("cosa", {"a": 8, "b": 4, "scaling": 2.0}),
@@ -89,6 +52,7 @@ def test_ripkit_round_trip(tmp_path, method, config):
     torch.testing.assert_close(fresh(input_ids=ids).logits, model(input_ids=ids).logits, rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow  # a fresh interpreter importing transformers: 8-16 s on 2 busy cores
 def test_cosa_reload_in_fresh_process(tmp_path):
     model = tiny_bert()
     model.save_pretrained(tmp_path / "base")
@@ -140,7 +104,7 @@ def test_garbage_file(saved):
 
 def test_missing_tensor_file(saved):
     (saved / ADAPTER_FILE).unlink()
-    with pytest.raises(CheckpointError, match="missing adapter_model.safetensors"):
+    with pytest.raises(CheckpointError, match="missing .*adapter_model.safetensors"):
         load_adapter(saved)
 
 
@@ -169,9 +133,21 @@ def test_key_mismatch(saved):
         load_adapter(saved)
 
 
-def test_wrong_seed_fails_fingerprint(saved):
+def test_edited_metadata_is_detected(saved):
     name = "bert.encoder.layer.1.output.dense"
     edit_meta(saved, lambda m: m["layers"][name].update(seed=m["layers"][name]["seed"] + 1))
+    with pytest.raises(CheckpointError, match="does not match its recorded SHA-256"):
+        load_adapter(saved)
+    with pytest.raises(CheckpointError, match="does not match its recorded SHA-256"):
+        apply_adapter(tiny_bert(), saved)
+
+
+def test_wrong_seed_fails_fingerprint(saved):
+    """A consistent (re-hashed) checkpoint whose seed does not give the recorded projections."""
+    meta, tensors = read_ripkit(saved)
+    name = "bert.encoder.layer.1.output.dense"
+    meta["layers"][name]["seed"] += 1
+    write_ripkit(saved, tensors, meta)
     layer = {l.name: l for l in load_adapter(saved)}[name]
     with pytest.raises(CheckpointError, match="fingerprint"):
         layer.delta_w()
@@ -195,12 +171,14 @@ def test_not_a_checkpoint(tmp_path):
         load_adapter(tmp_path / "missing")
 
 
-def test_unsupported_peft(tmp_path):
-    peft_checkpoint(tmp_path, "lora")
-    cfg = json.loads((tmp_path / "adapter_config.json").read_text())
-    (tmp_path / "adapter_config.json").write_text(json.dumps({**cfg, "use_dora": True}))
-    with pytest.raises(CheckpointError, match="DoRA"):
-        load_adapter(tmp_path)
-    (tmp_path / "adapter_config.json").write_text(json.dumps({**cfg, "peft_type": "IA3"}))
-    with pytest.raises(CheckpointError, match="peft_type='IA3' is not supported"):
-        load_adapter(tmp_path)
+def test_saved_checkpoint_is_format_2_and_verified(saved):
+    meta = json.loads((saved / META_FILE).read_text())
+    assert meta["format_version"] == 2 and len(meta["integrity"]["tensors"]) == 12 + 2  # layers + classifier head
+    assert all(l.meta["integrity"] == "verified (sha256)" for l in load_adapter(saved))
+
+
+def test_public_names_are_the_formats_ones():
+    import ripkit.formats as formats
+
+    assert load_adapter is formats.load_adapter and CheckpointError is formats.CheckpointError
+    assert checkpoints.AdapterLayer is formats.AdapterLayer
