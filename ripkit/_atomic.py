@@ -22,6 +22,17 @@ __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_path", "fsync_dir"
 TMP_MARK = ".tmp-"
 
 
+def _read_umask() -> int:
+    # os.umask can only be read by setting it; done once, at import, before any thread exists.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: New files get the permissions ``open()`` would give them (0666 & ~umask), not mkstemp's 0600.
+_NEW_FILE_MODE = 0o666 & ~_read_umask()
+
+
 def fsync_dir(folder) -> None:
     """fsync a folder so that renames inside it are durable (a no-op where folders can't be opened)."""
     try:
@@ -53,7 +64,10 @@ def atomic_path(path):
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}{TMP_MARK}", dir=folder)
-    os.close(fd)
+    try:  # keep an existing file's permissions, else what open() would have given
+        os.fchmod(fd, path.stat().st_mode & 0o7777 if path.exists() else _NEW_FILE_MODE)
+    finally:
+        os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp

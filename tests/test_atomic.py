@@ -23,3 +23,17 @@ def test_failed_write_keeps_the_old_file(tmp_path):
             raise RuntimeError("killed mid-write")
     assert target.read_text() == "complete"
     assert os.listdir(tmp_path) == ["adapter.json"]
+
+
+def test_new_files_get_open_permissions_and_keep_existing_ones(tmp_path):
+    import stat
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    fresh = atomic_write_text(tmp_path / "a.json", "{}")
+    with open(tmp_path / "b.json", "w") as fh:
+        fh.write("{}")
+    assert stat.S_IMODE(fresh.stat().st_mode) == stat.S_IMODE((tmp_path / "b.json").stat().st_mode)
+    os.chmod(fresh, 0o640)
+    atomic_write_text(fresh, "[]")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o640
