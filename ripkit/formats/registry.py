@@ -18,6 +18,7 @@ PEFT_TYPES = {
     "LORA": "ripkit.formats.lora",                # LoRA, rsLoRA, DoRA, PiSSA/OLoRA, embeddings, ...
     "VERA": "ripkit.formats.vera",
     "GRALORA": "ripkit.formats.gralora",
+    "ADALORA": "ripkit.formats.adalora",
     "COSA": "ripkit.formats.cosa_reference",      # the CoSA authors' peft fork
 }
 RIPKIT_FORMAT = "ripkit.formats.ripkit_format"    # ripkit_adapter.json: cosa, lora, block-lora, full
@@ -29,6 +30,7 @@ METHODS = {
     "peft-full": "ripkit.formats.peft_common", "peft-bias": "ripkit.formats.peft_common",
     "vera": "ripkit.formats.vera", "gralora": "ripkit.formats.gralora",
     "cosa-reference": "ripkit.formats.cosa_reference",
+    "adalora": "ripkit.formats.adalora",
 }
 
 
