@@ -19,6 +19,7 @@ PEFT_TYPES = {
     "VERA": "ripkit.formats.vera",
     "GRALORA": "ripkit.formats.gralora",
     "ADALORA": "ripkit.formats.adalora",
+    "LOHA": "ripkit.formats.loha",
     "COSA": "ripkit.formats.cosa_reference",      # the CoSA authors' peft fork
 }
 RIPKIT_FORMAT = "ripkit.formats.ripkit_format"    # ripkit_adapter.json: cosa, lora, block-lora, full
@@ -31,6 +32,7 @@ METHODS = {
     "vera": "ripkit.formats.vera", "gralora": "ripkit.formats.gralora",
     "cosa-reference": "ripkit.formats.cosa_reference",
     "adalora": "ripkit.formats.adalora",
+    "loha": "ripkit.formats.loha",
 }
 
 
