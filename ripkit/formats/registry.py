@@ -20,6 +20,7 @@ PEFT_TYPES = {
     "GRALORA": "ripkit.formats.gralora",
     "ADALORA": "ripkit.formats.adalora",
     "LOHA": "ripkit.formats.loha",
+    "LOKR": "ripkit.formats.lokr",
     "COSA": "ripkit.formats.cosa_reference",      # the CoSA authors' peft fork
 }
 RIPKIT_FORMAT = "ripkit.formats.ripkit_format"    # ripkit_adapter.json: cosa, lora, block-lora, full
@@ -33,6 +34,7 @@ METHODS = {
     "cosa-reference": "ripkit.formats.cosa_reference",
     "adalora": "ripkit.formats.adalora",
     "loha": "ripkit.formats.loha",
+    "lokr": "ripkit.formats.lokr",
 }
 
 
