@@ -21,6 +21,7 @@ PEFT_TYPES = {
     "ADALORA": "ripkit.formats.adalora",
     "LOHA": "ripkit.formats.loha",
     "LOKR": "ripkit.formats.lokr",
+    "IA3": "ripkit.formats.ia3",
     "COSA": "ripkit.formats.cosa_reference",      # the CoSA authors' peft fork
 }
 RIPKIT_FORMAT = "ripkit.formats.ripkit_format"    # ripkit_adapter.json: cosa, lora, block-lora, full
@@ -35,6 +36,7 @@ METHODS = {
     "adalora": "ripkit.formats.adalora",
     "loha": "ripkit.formats.loha",
     "lokr": "ripkit.formats.lokr",
+    "ia3": "ripkit.formats.ia3",
 }
 
 
