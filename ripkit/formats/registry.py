@@ -22,6 +22,7 @@ PEFT_TYPES = {
     "LOHA": "ripkit.formats.loha",
     "LOKR": "ripkit.formats.lokr",
     "IA3": "ripkit.formats.ia3",
+    "FOURIERFT": "ripkit.formats.fourierft",
     "COSA": "ripkit.formats.cosa_reference",      # the CoSA authors' peft fork
 }
 RIPKIT_FORMAT = "ripkit.formats.ripkit_format"    # ripkit_adapter.json: cosa, lora, block-lora, full
@@ -37,6 +38,7 @@ METHODS = {
     "loha": "ripkit.formats.loha",
     "lokr": "ripkit.formats.lokr",
     "ia3": "ripkit.formats.ia3",
+    "fourierft": "ripkit.formats.fourierft",
 }
 
 
