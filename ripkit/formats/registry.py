@@ -23,6 +23,7 @@ PEFT_TYPES = {
     "LOKR": "ripkit.formats.lokr",
     "IA3": "ripkit.formats.ia3",
     "FOURIERFT": "ripkit.formats.fourierft",
+    "OFT": "ripkit.formats.oft",
     "COSA": "ripkit.formats.cosa_reference",      # the CoSA authors' peft fork
 }
 RIPKIT_FORMAT = "ripkit.formats.ripkit_format"    # ripkit_adapter.json: cosa, lora, block-lora, full
@@ -39,6 +40,7 @@ METHODS = {
     "lokr": "ripkit.formats.lokr",
     "ia3": "ripkit.formats.ia3",
     "fourierft": "ripkit.formats.fourierft",
+    "oft": "ripkit.formats.oft",
 }
 
 
