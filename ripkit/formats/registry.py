@@ -24,6 +24,7 @@ PEFT_TYPES = {
     "IA3": "ripkit.formats.ia3",
     "FOURIERFT": "ripkit.formats.fourierft",
     "OFT": "ripkit.formats.oft",
+    "BOFT": "ripkit.formats.boft",
     "COSA": "ripkit.formats.cosa_reference",      # the CoSA authors' peft fork
 }
 RIPKIT_FORMAT = "ripkit.formats.ripkit_format"    # ripkit_adapter.json: cosa, lora, block-lora, full
@@ -41,6 +42,7 @@ METHODS = {
     "ia3": "ripkit.formats.ia3",
     "fourierft": "ripkit.formats.fourierft",
     "oft": "ripkit.formats.oft",
+    "boft": "ripkit.formats.boft",
 }
 
 
