@@ -25,6 +25,7 @@ PEFT_TYPES = {
     "FOURIERFT": "ripkit.formats.fourierft",
     "OFT": "ripkit.formats.oft",
     "BOFT": "ripkit.formats.boft",
+    "HRA": "ripkit.formats.hra",
     "COSA": "ripkit.formats.cosa_reference",      # the CoSA authors' peft fork
 }
 RIPKIT_FORMAT = "ripkit.formats.ripkit_format"    # ripkit_adapter.json: cosa, lora, block-lora, full
@@ -43,6 +44,7 @@ METHODS = {
     "fourierft": "ripkit.formats.fourierft",
     "oft": "ripkit.formats.oft",
     "boft": "ripkit.formats.boft",
+    "hra": "ripkit.formats.hra",
 }
 
 
