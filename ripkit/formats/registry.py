@@ -26,6 +26,7 @@ PEFT_TYPES = {
     "OFT": "ripkit.formats.oft",
     "BOFT": "ripkit.formats.boft",
     "HRA": "ripkit.formats.hra",
+    "SHIRA": "ripkit.formats.shira",
     "COSA": "ripkit.formats.cosa_reference",      # the CoSA authors' peft fork
 }
 RIPKIT_FORMAT = "ripkit.formats.ripkit_format"    # ripkit_adapter.json: cosa, lora, block-lora, full
@@ -45,6 +46,7 @@ METHODS = {
     "oft": "ripkit.formats.oft",
     "boft": "ripkit.formats.boft",
     "hra": "ripkit.formats.hra",
+    "shira": "ripkit.formats.shira",
 }
 
 
