@@ -18,12 +18,13 @@ Contract of the record (``record.AdapterLayer``, a frozen dataclass)
   ``trainable_parameters`` (stored trainable entries).
 - ``delta_w()`` → float64 (out, in), exactly what merging adds to W.  An update that depends on
   W₀ is never returned without W₀: ``BaseWeightsRequired`` (a ``CheckpointError``) says so.
-- ``low_rank()`` → (U (m, k), V (k, n)) with U @ V = ΔW, or None (full, DoRA, FourierFT, base-dependent).
+- ``low_rank()`` → (U (m, k), V (k, n)) with U @ V = ΔW, or None (full, DoRA, FourierFT, SHiRA,
+  base-dependent).
 - ``delta_bias()`` → float64 (out,) or None.  ``core()``/``dictionary()`` for CoSA layers.
 - ``to_dict()`` → plain dict (shapes, not values).
 - ``shape`` is None for 'peft-bias' records (only a bias is trained: ``delta_w()`` refuses, read
-  ``delta_bias()``) and for VeRA, FourierFT, IA3, OFT and CoSA-reference layers loaded without
-  ``base=`` (their files do not record both sides); analyzers skip them or say what is missing.
+  ``delta_bias()``) and for VeRA, FourierFT, SHiRA, IA3, OFT, HRA and CoSA-reference layers loaded
+  without ``base=`` (their files do not record both sides); analyzers skip them or say what is missing.
 
 Families (``registry``): a new one is a module with ``read(source)`` and ``OPS`` plus one line.
 
@@ -43,6 +44,8 @@ peft GRALORA             gralora                                     nothing
 peft IA3                 ia3                                         base weights
 peft OFT                 oft                                         base weights
 peft BOFT                boft                                        base weights
+peft HRA                 hra                                         base weights
+peft SHIRA               shira                                       base (layer shapes only)
 CoSA reference (COSA)    cosa-reference                              hash seed + base shapes
 =======================  ==========================================  =========================
 

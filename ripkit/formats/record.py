@@ -84,10 +84,11 @@ class AdapterLayer:
     method : str
         ripkit: 'cosa', 'lora', 'block-lora', 'full'; peft: 'peft-lora', 'peft-lora-embedding',
         'peft-dora', 'peft-lora-init', 'peft-full', 'peft-bias', 'gralora', 'vera', 'adalora', 'loha',
-        'lokr', 'ia3', 'fourierft', 'oft', 'boft'; the CoSA reference code: 'cosa-reference'.  ``ripkit.formats.registry.METHODS`` lists them.
+        'lokr', 'ia3', 'fourierft', 'oft', 'boft', 'hra', 'shira'; the CoSA reference code: 'cosa-reference'.  ``ripkit.formats.registry.METHODS`` lists them.
     shape : (int, int) or None
         (out, in) of ΔW; None when the file does not record it and no base was given
-        (VeRA, FourierFT, IA3, OFT, CoSA reference format) or when only a bias is trained ('peft-bias').
+        (VeRA, FourierFT, SHiRA, IA3, OFT, HRA, CoSA reference format) or when only a bias is trained
+        ('peft-bias').
     factors : Mapping[str, ndarray]
         The stored tensors of this layer, float64, named as in the file (read on access).
     scaling : float
@@ -131,8 +132,8 @@ class AdapterLayer:
 
         Given whenever the update is naturally factorized (LoRA and its variants, AdaLoRA, block-LoRA
         with its merges, GraLoRA, VeRA, CoSA as (s·L·Y, R), LoHa as a Khatri–Rao product of rank r²,
-        LoKr as a Kronecker product when that is of lower rank); None for full, DoRA, FourierFT and
-        base-dependent updates (IA3, OFT, BOFT).
+        LoKr as a Kronecker product when that is of lower rank); None for full, DoRA, FourierFT, SHiRA
+        and base-dependent updates (IA3, OFT, BOFT, HRA).
         """
         factors = self._ops.low_rank(self)
         if factors is not None:

@@ -1,7 +1,7 @@
 """Fuzz (issue 12 item 7): seeded corruptions of real checkpoints give a CheckpointError or an identical load.
 
 Clean fixtures: tiny peft checkpoints (LoRA with an embedding and modules_to_save, DoRA, PiSSA, GraLoRA,
-VeRA, AdaLoRA, LoHa, LoKr, IA3, FourierFT, OFT, BOFT), the CoSA reference layout, ripkit format-2 checkpoints of every method and two committed
+VeRA, AdaLoRA, LoHa, LoKr, IA3, FourierFT, OFT, BOFT, HRA, SHiRA), the CoSA reference layout, ripkit format-2 checkpoints of every method and two committed
 format-1 runs.  Each case copies one fixture, corrupts it (truncation, bit flip, edited safetensors
 header or JSON, NaN/Inf or relabelled bytes, special files, pickles), loads it with what the clean
 load used (base, hash seed) and evaluates every layer (ΔW, Δbias, factors), under a 5 s alarm.
@@ -49,8 +49,8 @@ class Fixture:
 
 
 def _peft_fixtures(root: Path) -> list[Fixture]:
-    from peft import (AdaLoraConfig, BOFTConfig, FourierFTConfig, GraloraConfig, IA3Config, LoHaConfig, LoKrConfig,
-                      LoraConfig, OFTConfig, VeraConfig)
+    from peft import (AdaLoraConfig, BOFTConfig, FourierFTConfig, GraloraConfig, HRAConfig, IA3Config, LoHaConfig,
+                      LoKrConfig, LoraConfig, OFTConfig, ShiraConfig, VeraConfig)
 
     from .test_cosa_reference import HASH_SEED, write_reference_checkpoint
 
@@ -67,6 +67,8 @@ def _peft_fixtures(root: Path) -> list[Fixture]:
         "peft-fourierft": (tiny_llama, FourierFTConfig(n_frequency=16, target_modules=["q_proj"])),
         "peft-oft": (tiny_llama, OFTConfig(oft_block_size=8, r=0, coft=True, eps=0.1, target_modules=["q_proj"])),
         "peft-boft": (tiny_bert, BOFTConfig(boft_block_size=8, target_modules=["query"])),
+        "peft-hra": (tiny_llama, HRAConfig(r=2, target_modules=["v_proj"])),
+        "peft-shira": (tiny_bert, ShiraConfig(r=1, target_modules=["key"])),
     }
     out = []
     for name, (make, config) in specs.items():
