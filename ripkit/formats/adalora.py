@@ -19,9 +19,9 @@ Formula of peft 0.21 ``src/peft/tuners/adalora/layer.py::SVDLinear.get_delta_wei
 from __future__ import annotations
 
 from ripkit.formats._io import CheckpointError, short_repr
-from ripkit.formats.peft_common import (Source, cfg_bool, cfg_int, cfg_number, check_base_shape, check_layer_keys,
-                                        extra_layers, full_delta_bias, group_keys, layer_meta)
-from ripkit.formats.record import AdapterLayer, LayerOps, LazyFactors
+from ripkit.formats.peft_common import (Source, cfg_bool, cfg_int, cfg_number, check_base_shape, extra_layers,
+                                        full_delta_bias, group_keys, layer_factors, layer_meta, selected)
+from ripkit.formats.record import AdapterLayer, LayerOps
 
 __all__ = ["read", "OPS", "RANKNUM_EPS"]
 
@@ -59,13 +59,8 @@ def read(src: Source) -> list[AdapterLayer]:
     extras, bias_keys = extra_layers(src, leftover, set(groups))
     ranks = _rank_pattern(src, init_r, set(groups))
     layers = []
-    for name in sorted(groups):
-        if not src.select(name):
-            continue
-        keys = groups[name]
-        check_layer_keys(src, name, keys, SUFFIXES)
-        src.tensors.check_float(*keys.values())
-        factors = LazyFactors(src.tensors, {**keys, **({"bias": bias_keys[name]} if name in bias_keys else {})}, name)
+    for name, keys in selected(src, groups):
+        factors = layer_factors(src, name, keys, SUFFIXES, bias_keys.get(name))
         sh = factors.shapes
         a, b, e = sh["lora_A"], sh["lora_B"], sh["lora_E"]
         r = ranks.get(name, init_r)

@@ -20,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from ripkit.formats._io import CheckpointError
-from ripkit.formats.peft_common import (Source, base_matrix, cfg_int, check_layer_keys, extra_layers,
-                                        full_delta_bias, group_keys, layer_meta)
-from ripkit.formats.record import AdapterLayer, LayerOps, LazyFactors
+from ripkit.formats.peft_common import (Source, base_matrix, cfg_int, extra_layers, full_delta_bias, group_keys,
+                                        layer_factors, layer_meta, selected)
+from ripkit.formats.record import AdapterLayer, LayerOps
 
 __all__ = ["read", "OPS", "block_butterfly_perm"]
 
@@ -41,13 +41,8 @@ def read(src: Source) -> list[AdapterLayer]:
     groups, leftover = group_keys(src, SUFFIXES)
     extras, bias_keys = extra_layers(src, leftover, set(groups), only="boft_only")
     layers = []
-    for name in sorted(groups):
-        if not src.select(name):
-            continue
-        keys = groups[name]
-        check_layer_keys(src, name, keys, SUFFIXES)
-        src.tensors.check_float(*keys.values())
-        factors = LazyFactors(src.tensors, {**keys, **({"bias": bias_keys[name]} if name in bias_keys else {})}, name)
+    for name, keys in selected(src, groups):
+        factors = layer_factors(src, name, keys, SUFFIXES, bias_keys.get(name))
         sh = factors.shapes
         rot, scale = sh["boft_R"], sh["boft_s"]
         if len(rot) != 4 or rot[2] != rot[3] or min(rot) < 1 or len(scale) != 2 or scale[1] != 1:

@@ -24,32 +24,13 @@ only).  Without it the record has ``shape=None`` and ``delta_w()`` says what is 
 """
 from __future__ import annotations
 
-import re
-
-from ripkit.formats._io import CheckpointError, short_repr
+from ripkit.formats._io import CheckpointError
 from ripkit.formats.peft_common import (Source, base_shape, cfg_bool, cfg_int, cfg_number, extra_layers,
-                                        full_delta_bias, group_keys, layer_meta)
-from ripkit.formats.record import AdapterLayer, LayerOps, LazyFactors, require_base
+                                        full_delta_bias, group_keys, layer_factors, layer_meta, pattern_value,
+                                        selected)
+from ripkit.formats.record import AdapterLayer, LayerOps, require_base
 
 __all__ = ["read", "OPS"]
-
-
-def _n_frequency(src: Source, name: str, default: int) -> tuple[int, str | None]:
-    """peft's FourierFT pattern lookup (not ``get_pattern_key``: ``re.match(rf".*\\.{key}$", name)``)."""
-    patterns = src.config.get("n_frequency_pattern") or {}
-    if not isinstance(patterns, dict):
-        raise CheckpointError(f"{src.config_path}: n_frequency_pattern={short_repr(patterns)}, expected a JSON object")
-    for key in patterns:
-        try:
-            hit = re.match(rf".*\.{key}$", name)
-        except re.error as exc:
-            raise CheckpointError(f"{src.config_path}: n_frequency_pattern key {short_repr(key)} is not a valid regular "
-                                  f"expression ({exc})") from None
-        if hit:
-            return cfg_int(src, f"n_frequency_pattern[{key!r}]", value=patterns[key]), key
-    if name in patterns:  # peft falls back to the full name as the key
-        return cfg_int(src, f"n_frequency_pattern[{name!r}]", value=patterns[name]), name
-    return default, None
 
 
 def read(src: Source) -> list[AdapterLayer]:
@@ -63,13 +44,10 @@ def read(src: Source) -> list[AdapterLayer]:
     groups, leftover = group_keys(src, ("fourierft_spectrum",))
     extras, bias_keys = extra_layers(src, leftover, set(groups), only="fourier_only")
     layers = []
-    for name in sorted(groups):
-        if not src.select(name):
-            continue
-        key = groups[name]["fourierft_spectrum"]
-        src.tensors.check_float(key)
-        n, n_key = _n_frequency(src, name, n_default)
-        stored = src.tensors.info(key).shape
+    for name, keys in selected(src, groups):
+        factors = layer_factors(src, name, {"spectrum": keys["fourierft_spectrum"]}, bias_key=bias_keys.get(name))
+        n, n_key = pattern_value(src, "n_frequency_pattern", name, n_default, cfg_int, template=r".*\.{}$")
+        stored = factors.shapes["spectrum"]
         if stored != (n,):
             raise CheckpointError(f"{src.tensors.path}: layer {name}: fourierft_spectrum has shape {stored}, expected "
                                   f"({n},) (n_frequency" + (f", pattern key {n_key!r})" if n_key else ")"))
@@ -77,8 +55,6 @@ def read(src: Source) -> list[AdapterLayer]:
         if shape is not None and n > shape[0] * shape[1]:
             raise CheckpointError(f"layer {name}: n_frequency={n} exceeds out·in = {shape[0] * shape[1]} of the base "
                                   f"weight; not the base it was trained on")
-        keys = {"spectrum": key, **({"bias": bias_keys[name]} if name in bias_keys else {})}
-        factors = LazyFactors(src.tensors, keys, name)
         meta = layer_meta(src, method="fourierft", shape=list(shape) if shape else None, n_frequency=n,
                           random_loc_seed=seed, fan_in_fan_out=fifo,
                           **({"n_frequency_pattern_key": n_key} if n_key else {}))

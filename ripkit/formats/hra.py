@@ -4,7 +4,8 @@ depends on W₀.
 Formulas of peft 0.21 ``src/peft/tuners/hra/layer.py``:
 
 - ``HRALinear.get_delta_weight``: ``hra_u`` (in, r); without ``apply_GS``, its columns are normalized
-  and H = (I − 2u₁u₁ᵀ)(I − 2u₂u₂ᵀ)···(I − 2u_ru_rᵀ) (built left to right, ``weight - 2 * weight @ u @ uᵀ``);
+  and H = (I − 2u₁u₁ᵀ)(I − 2u₂u₂ᵀ)···(I − 2u_ru_rᵀ), built left to right
+  (``weight - 2 * weight @ u @ uᵀ``);
   with ``apply_GS``, the columns are orthonormalized in order (Gram–Schmidt, each against the ones
   before) into U and H = I − 2UUᵀ.
 - ``HRALinear.merge``: W ← W₀·H, so ΔW = W₀·(H − I).
@@ -20,8 +21,8 @@ import numpy as np
 
 from ripkit.formats._io import CheckpointError
 from ripkit.formats.peft_common import (Source, base_matrix, base_shape, cfg_bool, cfg_int, extra_layers,
-                                        full_delta_bias, group_keys, layer_meta)
-from ripkit.formats.record import AdapterLayer, LayerOps, LazyFactors
+                                        full_delta_bias, group_keys, layer_factors, layer_meta, selected)
+from ripkit.formats.record import AdapterLayer, LayerOps
 
 __all__ = ["read", "OPS", "reflect"]
 
@@ -35,20 +36,15 @@ def read(src: Source) -> list[AdapterLayer]:
     groups, leftover = group_keys(src, ("hra_u",))
     extras, bias_keys = extra_layers(src, leftover, set(groups), only="hra_only")
     layers = []
-    for name in sorted(groups):
-        if not src.select(name):
-            continue
-        key = groups[name]["hra_u"]
-        src.tensors.check_float(key)
-        stored = src.tensors.info(key).shape
+    for name, keys in selected(src, groups):
+        factors = layer_factors(src, name, keys, bias_key=bias_keys.get(name))
+        stored = factors.shapes["hra_u"]
         if len(stored) != 2 or stored[1] != r or stored[0] < 1:
             raise CheckpointError(f"{src.tensors.path}: layer {name}: hra_u has shape {stored}, expected (in, r={r})")
         shape = base_shape(src, name)
         if shape is not None and shape[1] != stored[0]:
             raise CheckpointError(f"layer {name}: the base weight is {shape} (out, in), hra_u {stored}; not the base "
                                   f"it was trained on")
-        keys = {"hra_u": key, **({"bias": bias_keys[name]} if name in bias_keys else {})}
-        factors = LazyFactors(src.tensors, keys, name)
         meta = layer_meta(src, method="hra", shape=list(shape) if shape else None, r=r, apply_GS=gs)
         layers.append(AdapterLayer(name, "hra", shape, factors, 1.0, meta, frozenset({"base"}),
                                    factors.numel("hra_u"), src.context))

@@ -18,8 +18,8 @@ import re
 
 from ripkit.formats._io import CheckpointError, short_repr
 from ripkit.formats.peft_common import (Source, base_matrix, base_shape, cfg_bool, extra_layers, group_keys,
-                                        layer_meta)
-from ripkit.formats.record import AdapterLayer, LayerOps, LazyFactors, require_base
+                                        layer_factors, layer_meta, selected)
+from ripkit.formats.record import AdapterLayer, LayerOps, require_base
 
 __all__ = ["read", "OPS"]
 
@@ -53,12 +53,8 @@ def read(src: Source) -> list[AdapterLayer]:
     if bias_keys:
         raise CheckpointError(f"{src.config_path}: trained biases of (IA)³ layers are not supported")
     layers = []
-    for name in sorted(groups):
-        if not src.select(name):
-            continue
-        keys = groups[name]
-        src.tensors.check_float(keys["ia3_l"])
-        factors = LazyFactors(src.tensors, keys, name)
+    for name, keys in selected(src, groups):
+        factors = layer_factors(src, name, keys)
         vec = factors.shapes["ia3_l"]
         ff = is_ff(name)
         # peft's ia3_l is (1, in) for a feedforward layer, (out, 1) otherwise

@@ -18,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from ripkit.formats._io import CheckpointError
-from ripkit.formats.peft_common import (Source, cfg_int, cfg_number, check_base_shape, check_layer_keys, extra_layers,
-                                        group_keys, layer_meta, pattern_value)
-from ripkit.formats.record import AdapterLayer, LayerOps, LazyFactors
+from ripkit.formats.peft_common import (Source, cfg_int, cfg_number, check_base_shape, extra_layers, group_keys,
+                                        layer_factors, layer_meta, pattern_value, selected)
+from ripkit.formats.record import AdapterLayer, LayerOps
 
 __all__ = ["read", "OPS"]
 
@@ -36,16 +36,11 @@ def read(src: Source) -> list[AdapterLayer]:
     if bias_keys:
         raise CheckpointError(f"{src.config_path}: trained biases of LoHa layers are not supported")
     layers = []
-    for name in sorted(groups):
-        if not src.select(name):
-            continue
-        keys = groups[name]
+    for name, keys in selected(src, groups):
         if set(CP) & set(keys):
             raise CheckpointError(f"{src.tensors.path}: layer {name} stores CP factors (hada_t1/hada_t2, "
                                   f"use_effective_conv2d on a convolution); ripkit does not read them")
-        check_layer_keys(src, name, keys, SUFFIXES)
-        src.tensors.check_float(*keys.values())
-        factors = LazyFactors(src.tensors, keys, name)
+        factors = layer_factors(src, name, keys, SUFFIXES)
         sh = factors.shapes
         r, r_key = pattern_value(src, "rank_pattern", name, r_default, cfg_int)
         alpha, alpha_key = pattern_value(src, "alpha_pattern", name, alpha_default, cfg_number)

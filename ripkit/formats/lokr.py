@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from ripkit.formats._io import CheckpointError
-from ripkit.formats.peft_common import (Source, cfg_bool, cfg_int, cfg_number, check_base_shape, check_layer_keys,
-                                        extra_layers, group_keys, layer_meta, pattern_value)
-from ripkit.formats.record import AdapterLayer, LayerOps, LazyFactors
+from ripkit.formats.peft_common import (Source, cfg_bool, cfg_int, cfg_number, check_base_shape, extra_layers,
+                                        group_keys, layer_factors, layer_meta, pattern_value, selected)
+from ripkit.formats.record import AdapterLayer, LayerOps
 
 __all__ = ["read", "OPS", "factorization"]
 
@@ -73,10 +73,7 @@ def read(src: Source) -> list[AdapterLayer]:
     if bias_keys:
         raise CheckpointError(f"{src.config_path}: trained biases of LoKr layers are not supported")
     layers = []
-    for name in sorted(groups):
-        if not src.select(name):
-            continue
-        keys = groups[name]
+    for name, keys in selected(src, groups):
         if "lokr_t2" in keys:
             raise CheckpointError(f"{src.tensors.path}: layer {name} stores lokr_t2 (use_effective_conv2d on a "
                                   f"convolution); ripkit does not read it")
@@ -84,9 +81,7 @@ def read(src: Source) -> list[AdapterLayer]:
         alpha, alpha_key = pattern_value(src, "alpha_pattern", name, alpha_default, cfg_number)
         need = ({"lokr_w1"} if "lokr_w1" in keys else {"lokr_w1_a", "lokr_w1_b"}) | (
             {"lokr_w2"} if "lokr_w2" in keys else {"lokr_w2_a", "lokr_w2_b"})
-        check_layer_keys(src, name, keys, need)
-        src.tensors.check_float(*keys.values())
-        factors = LazyFactors(src.tensors, keys, name)
+        factors = layer_factors(src, name, keys, need)
         sh = factors.shapes
         (a, c), r1 = _factor(src, name, sh, "w1")
         (b, d), r2 = _factor(src, name, sh, "w2")

@@ -29,8 +29,9 @@ import numpy as np
 
 from ripkit.formats._io import CheckpointError, short_repr
 from ripkit.formats.peft_common import (Source, base_matrix, base_shape, cfg_bool, cfg_int, cfg_number,
-                                        check_layer_keys, extra_layers, full_delta_bias, group_keys, layer_meta)
-from ripkit.formats.record import AdapterLayer, LayerOps, LazyFactors
+                                        check_layer_keys, extra_layers, full_delta_bias, group_keys, layer_factors,
+                                        layer_meta, selected)
+from ripkit.formats.record import AdapterLayer, LayerOps
 
 __all__ = ["read", "OPS", "cayley", "skew", "coft_radius"]
 
@@ -74,20 +75,14 @@ def read(src: Source) -> list[AdapterLayer]:
     groups = {name: g for name, g in groups.items() if g}
     extras, bias_keys = extra_layers(src, leftover, set(groups), only="oft_only")
     layers = []
-    for name in sorted(groups):
-        if not src.select(name):
-            continue
-        keys = groups[name]
+    for name, keys in selected(src, groups):
         embedding = "oft_embedding_R.weight" in keys
         rkey = "oft_embedding_R.weight" if embedding else "oft_R.weight"
         check_layer_keys(src, name, keys, {rkey} | ({"base_layer.weight"} & set(keys)))
-        src.tensors.check_float(*keys.values())
         short = {"oft_R": keys[rkey]}
-        if "base_layer.weight" in keys:
+        if "base_layer.weight" in keys:  # peft saves the base weight of an adapted embedding
             short["saved_base"] = keys["base_layer.weight"]
-        if name in bias_keys:
-            short["bias"] = bias_keys[name]
-        factors = LazyFactors(src.tensors, short, name)
+        factors = layer_factors(src, name, short, bias_key=bias_keys.get(name))
         stored = factors.shapes["oft_R"]
         block = (1 + math.isqrt(1 + 8 * stored[1])) // 2 if len(stored) == 2 else 0
         if len(stored) != 2 or block * (block - 1) // 2 != stored[1] or block < 1 or stored[0] < 1 \

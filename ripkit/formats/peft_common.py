@@ -22,7 +22,7 @@ from ripkit.formats.record import AdapterLayer, LayerContext, LayerOps, LazyFact
 
 __all__ = ["PREFIX", "Source", "group_keys", "pattern_value", "extra_layers", "OPS", "MAX_SCALAR",
            "cfg_int", "cfg_number", "cfg_bool", "cfg_choice", "layer_meta", "check_layer_keys", "base_shape",
-           "base_matrix", "check_base_shape", "full_delta_bias"]
+           "base_matrix", "check_base_shape", "full_delta_bias", "selected", "layer_factors"]
 
 PREFIX = "base_model.model."
 EMBEDDING_LAYER_NAMES = ("embed_tokens", "lm_head")  # peft.utils.constants
@@ -79,19 +79,27 @@ def cfg_choice(src: Source, key: str, choices, default=None):
     return value
 
 
-def pattern_value(src: Source, field_name: str, name: str, default, check: Callable):
-    """peft's ``get_pattern_key``: the first key (in file order) with ``re.match(rf"(.*\\.)?({key})$", name)``."""
+def pattern_value(src: Source, field_name: str, name: str, default, check: Callable,
+                  template: str = r"(.*\.)?({})$"):
+    """peft's ``get_pattern_key``: the first key (in file order) with ``re.match(template.format(key), name)``,
+    else the layer's full name if it is a key, else ``default``; returns (value, key or None).
+
+    ``template`` is ``(.*\\.)?({key})$`` for ``rank_pattern``/``alpha_pattern`` (``utils/other.py``); FourierFT's
+    ``n_frequency_pattern`` uses ``.*\\.{key}$`` (``FourierFTModel._create_and_replace``).
+    """
     patterns = src.config.get(field_name) or {}
     if not isinstance(patterns, dict):
         raise _bad(src, field_name, patterns, "a JSON object {pattern: value}")
     for key, value in patterns.items():
         try:
-            hit = re.match(rf"(.*\.)?({key})$", name)
+            hit = re.match(template.format(key), name)
         except re.error as exc:
             raise CheckpointError(f"{src.config_path}: {field_name} key {short_repr(key)} is not a valid regular "
                                   f"expression ({exc})") from None
         if hit:
             return check(src, f"{field_name}[{key!r}]", value=value), key
+    if name in patterns:  # peft looks the full name up when no pattern matches
+        return check(src, f"{field_name}[{name!r}]", value=patterns[name]), name
     return default, None
 
 
@@ -120,6 +128,21 @@ def check_layer_keys(src: Source, name: str, keys, need, why: str = "") -> None:
     if have != need:
         raise CheckpointError(f"{src.tensors.path}: layer {name} has {sorted(have)}; missing {sorted(need - have)}, "
                               f"unexpected {sorted(have - need)}" + (f" ({why})" if why else ""))
+
+
+def selected(src: Source, groups: dict) -> list[tuple[str, dict[str, str]]]:
+    """(layer, {suffix: key}) of the grouped layers that ``layers=`` selects, sorted by name."""
+    return [(name, groups[name]) for name in sorted(groups) if src.select(name)]
+
+
+def layer_factors(src: Source, name: str, keys: dict[str, str], need=None, bias_key: str | None = None,
+                  integer=()) -> LazyFactors:
+    """The layer's ``{short name: key}`` as ``LazyFactors``, after checking the set of keys (against ``need``,
+    when given) and that all but the ``integer`` ones are floating point; a trained bias joins as 'bias'."""
+    if need is not None:
+        check_layer_keys(src, name, keys, need)
+    src.tensors.check_float(*(key for short, key in keys.items() if short not in integer))
+    return LazyFactors(src.tensors, {**keys, **({"bias": bias_key} if bias_key else {})}, name)
 
 
 def layer_meta(src: Source, **extra) -> dict:

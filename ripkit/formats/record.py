@@ -84,7 +84,8 @@ class AdapterLayer:
     method : str
         ripkit: 'cosa', 'lora', 'block-lora', 'full'; peft: 'peft-lora', 'peft-lora-embedding',
         'peft-dora', 'peft-lora-init', 'peft-full', 'peft-bias', 'gralora', 'vera', 'adalora', 'loha',
-        'lokr', 'ia3', 'fourierft', 'oft', 'boft', 'hra', 'shira'; the CoSA reference code: 'cosa-reference'.  ``ripkit.formats.registry.METHODS`` lists them.
+        'lokr', 'ia3', 'fourierft', 'oft', 'boft', 'hra', 'shira'; the CoSA reference code:
+        'cosa-reference'.  ``ripkit.formats.registry.METHODS`` lists them.
     shape : (int, int) or None
         (out, in) of ΔW; None when the file does not record it and no base was given
         (VeRA, FourierFT, SHiRA, IA3, OFT, HRA, CoSA reference format) or when only a bias is trained

@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 
 from ripkit.formats._io import CheckpointError
-from ripkit.formats.peft_common import Source, base_shape, check_layer_keys, extra_layers, group_keys, layer_meta
-from ripkit.formats.record import AdapterLayer, LayerOps, LazyFactors, require_base
+from ripkit.formats.peft_common import (Source, base_shape, extra_layers, group_keys, layer_factors, layer_meta,
+                                        selected)
+from ripkit.formats.record import AdapterLayer, LayerOps, require_base
 
 __all__ = ["read", "OPS"]
 
@@ -29,13 +30,8 @@ def read(src: Source) -> list[AdapterLayer]:
     if bias_keys:
         raise CheckpointError(f"{src.config_path}: trained biases of SHiRA layers are not supported")
     layers = []
-    for name in sorted(groups):
-        if not src.select(name):
-            continue
-        keys = groups[name]
-        check_layer_keys(src, name, keys, SUFFIXES)
-        src.tensors.check_float(keys["shira_weight"])
-        factors = LazyFactors(src.tensors, keys, name)
+    for name, keys in selected(src, groups):
+        factors = layer_factors(src, name, keys, SUFFIXES, integer=("shira_indices",))
         sh = factors.shapes
         n = sh["shira_weight"][0] if len(sh["shira_weight"]) == 1 else -1
         if n < 0 or sh["shira_indices"] != (2, n):

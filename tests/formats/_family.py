@@ -12,8 +12,8 @@ from ripkit.formats import BaseWeightsRequired, CheckpointError, load_adapter
 
 from ._builders import assert_matches_merge, merged_deltas, peft_checkpoint, rel_err
 
-__all__ = ["builder", "max_error", "check_exact", "check_without_base", "check_low_rank", "corrupted", "load_everything",
-           "check_corruption", "NEEDS_BASE"]
+__all__ = ["builder", "case_fixtures", "refuses_edited_config", "max_error", "check_exact", "check_without_base",
+           "check_low_rank", "corrupted", "load_everything", "check_corruption", "NEEDS_BASE"]
 
 NEEDS_BASE = r"needs the base model's weights: .* base=FOLDER_OR_MODEL"
 
@@ -31,6 +31,33 @@ def builder(tmp_path_factory, cases: dict, config, train: str = "steps"):
         return cache[name]
 
     return get
+
+
+def case_fixtures(cases: dict, config):
+    """The (``build``, ``case``) fixture pair of a family's test module: ``build(name)`` → (folder, merge
+    deltas), built once per module; ``case`` → (name, folder, deltas) for every entry of ``cases``."""
+
+    @pytest.fixture(scope="module")
+    def build(tmp_path_factory):
+        return builder(tmp_path_factory, cases, config)
+
+    @pytest.fixture(params=sorted(cases))
+    def case(request, build):
+        return request.param, *build(request.param)
+
+    return build, case
+
+
+def refuses_edited_config(tmp_path: Path, model, config, edit: dict, match: str):
+    """A real checkpoint whose adapter_config.json is then edited (``None`` deletes a key) is refused on load."""
+    import json
+
+    peft_checkpoint(tmp_path, model, config, train="random")
+    cfg_path = tmp_path / "adapter" / "adapter_config.json"
+    edited = {**json.loads(cfg_path.read_text()), **edit}
+    cfg_path.write_text(json.dumps({k: v for k, v in edited.items() if v is not None}))
+    with pytest.raises(CheckpointError, match=match):
+        load_adapter(tmp_path / "adapter")
 
 
 def max_error(layers, reference) -> float:

@@ -1,14 +1,14 @@
 """ripkit.formats.boft against peft's own merge; refused without the base."""
-import json
 
 import numpy as np
 import pytest
 
-from ripkit.formats import CheckpointError, load_adapter
+from ripkit.formats import load_adapter
 from ripkit.formats.boft import block_butterfly_perm
 
 from ._builders import merged_deltas, peft_checkpoint, tiny_bert, tiny_llama
-from ._family import builder, check_corruption, check_exact, check_low_rank, check_without_base
+from ._family import (case_fixtures, check_corruption, check_exact, check_low_rank, check_without_base,
+                      refuses_edited_config)
 
 
 def boft(**kw):
@@ -43,9 +43,7 @@ class BlockDiagonal:
                              for g in grad])]
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return builder(tmp_path_factory, CASES, boft)
+build, case = case_fixtures(CASES, boft)
 
 
 @pytest.fixture(scope="module", params=[(2, 4), (3, 4), (2, 2)], ids=lambda p: f"factors{p[0]}-size{p[1]}")
@@ -63,11 +61,6 @@ def butterfly(request, tmp_path_factory):
     finally:
         boft_layer._FBD_CUDA = saved
     return factors, folder, reference
-
-
-@pytest.fixture(params=sorted(CASES))
-def case(request, build):
-    return request.param, *build(request.param)
 
 
 def test_the_rotations_moved(case):
@@ -117,11 +110,7 @@ def test_butterfly_permutation_is_peft_s(n, b, r, factor):
     ({"boft_n_butterfly_factor": 0}, "boft_n_butterfly_factor=0, expected an integer >= 1"),
 ])
 def test_inconsistent_configs_are_refused(tmp_path, edit, match):
-    peft_checkpoint(tmp_path, tiny_llama(), boft(boft_block_size=8, target_modules=["q_proj"]), train="random")
-    cfg_path = tmp_path / "adapter" / "adapter_config.json"
-    cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), **edit}))
-    with pytest.raises(CheckpointError, match=match):
-        load_adapter(tmp_path / "adapter")
+    refuses_edited_config(tmp_path, tiny_llama(), boft(boft_block_size=8, target_modules=["q_proj"]), edit, match)
 
 
 @pytest.mark.parametrize("suffix,how,match", [

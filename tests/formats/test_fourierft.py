@@ -10,8 +10,8 @@ import pytest
 
 from ripkit.formats import BaseWeightsRequired, CheckpointError, load_adapter
 
-from ._builders import peft_checkpoint, rel_err, tiny_bert, tiny_gpt2, tiny_llama
-from ._family import builder, check_corruption, check_exact, check_low_rank
+from ._builders import rel_err, tiny_bert, tiny_gpt2, tiny_llama
+from ._family import case_fixtures, check_corruption, check_exact, check_low_rank, refuses_edited_config
 
 ROOT = Path(__file__).parents[2]
 
@@ -31,14 +31,7 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return builder(tmp_path_factory, CASES, fourierft)
-
-
-@pytest.fixture(params=sorted(CASES))
-def case(request, build):
-    return request.param, *build(request.param)
+build, case = case_fixtures(CASES, fourierft)
 
 
 def test_exact_against_peft_merge(case):
@@ -97,11 +90,7 @@ def test_loading_imports_no_torch(build):
     ({"scaling": -1.0}, "scaling=-1.0, expected a positive number"),
 ])
 def test_inconsistent_configs_are_refused(tmp_path, edit, match):
-    peft_checkpoint(tmp_path, tiny_llama(), fourierft(n_frequency=20, target_modules=["q_proj"]), train="random")
-    cfg_path = tmp_path / "adapter" / "adapter_config.json"
-    cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), **edit}))
-    with pytest.raises(CheckpointError, match=match):
-        load_adapter(tmp_path / "adapter")
+    refuses_edited_config(tmp_path, tiny_llama(), fourierft(n_frequency=20, target_modules=["q_proj"]), edit, match)
 
 
 def test_more_coefficients_than_entries_is_refused(build):

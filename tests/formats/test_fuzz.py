@@ -1,10 +1,11 @@
 """Fuzz (issue 12 item 7): seeded corruptions of real checkpoints give a CheckpointError or an identical load.
 
 Clean fixtures: tiny peft checkpoints (LoRA with an embedding and modules_to_save, DoRA, PiSSA, GraLoRA,
-VeRA, AdaLoRA, LoHa, LoKr, IA3, FourierFT, OFT, BOFT, HRA, SHiRA), the CoSA reference layout, ripkit format-2 checkpoints of every method and two committed
-format-1 runs.  Each case copies one fixture, corrupts it (truncation, bit flip, edited safetensors
-header or JSON, NaN/Inf or relabelled bytes, special files, pickles), loads it with what the clean
-load used (base, hash seed) and evaluates every layer (ΔW, Δbias, factors), under a 5 s alarm.
+VeRA, AdaLoRA, LoHa, LoKr, IA3, FourierFT, OFT, BOFT, HRA, SHiRA), the CoSA reference layout, ripkit
+format-2 checkpoints of every method and two committed format-1 runs.  Each case copies one fixture,
+corrupts it (truncation, bit flip, edited safetensors header or JSON, NaN/Inf or relabelled bytes,
+special files, pickles), loads it with what the clean load used (base, hash seed) and evaluates every
+layer (ΔW, Δbias, factors), under a 5 s alarm.
 
 The verdict rule, stated before running:
 - never another exception, never a hang;
@@ -63,7 +64,8 @@ def _peft_fixtures(root: Path) -> list[Fixture]:
         "peft-adalora": (tiny_llama, AdaLoraConfig(init_r=4, total_step=10, target_modules=["q_proj"])),
         "peft-loha": (tiny_llama, LoHaConfig(r=3, target_modules=["v_proj"])),
         "peft-lokr": (tiny_llama, LoKrConfig(r=1, decompose_both=True, target_modules=["q_proj"])),
-        "peft-ia3": (tiny_bert, IA3Config(target_modules=["query", "output.dense"], feedforward_modules=["output.dense"])),
+        "peft-ia3": (tiny_bert, IA3Config(target_modules=["query", "output.dense"],
+                                          feedforward_modules=["output.dense"])),
         "peft-fourierft": (tiny_llama, FourierFTConfig(n_frequency=16, target_modules=["q_proj"])),
         "peft-oft": (tiny_llama, OFTConfig(oft_block_size=8, r=0, coft=True, eps=0.1, target_modules=["q_proj"])),
         "peft-boft": (tiny_bert, BOFTConfig(boft_block_size=8, target_modules=["query"])),

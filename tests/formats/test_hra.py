@@ -1,14 +1,13 @@
 """ripkit.formats.hra against peft's own merge; refused without the base."""
-import json
 
 import numpy as np
 import pytest
 
-from ripkit.formats import CheckpointError, load_adapter
 from ripkit.formats.hra import reflect
 
-from ._builders import peft_checkpoint, rel_err, tiny_bert, tiny_llama
-from ._family import builder, check_corruption, check_exact, check_low_rank, check_without_base
+from ._builders import rel_err, tiny_bert, tiny_llama
+from ._family import (case_fixtures, check_corruption, check_exact, check_low_rank, check_without_base,
+                      refuses_edited_config)
 
 
 def hra(**kw):
@@ -24,14 +23,7 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return builder(tmp_path_factory, CASES, hra)
-
-
-@pytest.fixture(params=sorted(CASES))
-def case(request, build):
-    return request.param, *build(request.param)
+build, case = case_fixtures(CASES, hra)
 
 
 def test_exact_against_peft_merge(case):
@@ -70,11 +62,7 @@ def test_reflections_equal_peft_s(apply_gs, n, r):
     ({"bias": "lora_only"}, "bias='lora_only', expected one of 'none', 'all', 'hra_only'"),
 ])
 def test_inconsistent_configs_are_refused(tmp_path, edit, match):
-    peft_checkpoint(tmp_path, tiny_llama(), hra(r=4, target_modules=["q_proj"]), train="random")
-    cfg_path = tmp_path / "adapter" / "adapter_config.json"
-    cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), **edit}))
-    with pytest.raises(CheckpointError, match=match):
-        load_adapter(tmp_path / "adapter")
+    refuses_edited_config(tmp_path, tiny_llama(), hra(r=4, target_modules=["q_proj"]), edit, match)
 
 
 @pytest.mark.parametrize("suffix,how,match", [

@@ -1,13 +1,13 @@
 """ripkit.formats.ia3 against peft's own merge: ΔW (and Δbias) depend on W₀, refused without the base."""
-import json
 
 import numpy as np
 import pytest
 
 from ripkit.formats import BaseWeightsRequired, CheckpointError, load_adapter
 
-from ._builders import assert_matches_merge, peft_checkpoint, tiny_bert, tiny_gpt2, tiny_llama
-from ._family import builder, check_corruption, check_exact, check_low_rank, check_without_base
+from ._builders import assert_matches_merge, tiny_bert, tiny_gpt2, tiny_llama
+from ._family import (case_fixtures, check_corruption, check_exact, check_low_rank, check_without_base,
+                      refuses_edited_config)
 
 
 def ia3(**kw):
@@ -26,14 +26,7 @@ CASES = {  # BERT's Linear layers have biases: attention-type layers rescale the
 }
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return builder(tmp_path_factory, CASES, ia3)
-
-
-@pytest.fixture(params=sorted(CASES))
-def case(request, build):
-    return request.param, *build(request.param)
+build, case = case_fixtures(CASES, ia3)
 
 
 def test_the_vectors_moved(case):
@@ -76,17 +69,14 @@ def test_base_as_module(build):
 
 
 @pytest.mark.parametrize("edit,match", [
-    ({"feedforward_modules": ["q_proj"]}, r"ia3_l has shape \(1, 64\), expected \(out, 1\) \(not in feedforward_modules\)"),
+    ({"feedforward_modules": ["q_proj"]},
+     r"ia3_l has shape \(1, 64\), expected \(out, 1\) \(not in feedforward_modules\)"),
     ({"feedforward_modules": ["k_proj", "down_proj"]}, r"ia3_l has shape \(16, 1\), expected \(1, in\)"),
     ({"feedforward_modules": "("}, r"feedforward_modules='\(' is not a valid regular expression"),
 ])
 def test_inconsistent_configs_are_refused(tmp_path, edit, match):
-    peft_checkpoint(tmp_path, tiny_llama(), ia3(target_modules=["k_proj", "down_proj"], feedforward_modules=["down_proj"]),
-                    train="random")
-    cfg_path = tmp_path / "adapter" / "adapter_config.json"
-    cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), **edit}))
-    with pytest.raises(CheckpointError, match=match):
-        load_adapter(tmp_path / "adapter")
+    config = ia3(target_modules=["k_proj", "down_proj"], feedforward_modules=["down_proj"])
+    refuses_edited_config(tmp_path, tiny_llama(), config, edit, match)
 
 
 def test_wrong_base_is_refused(build, tmp_path):

@@ -1,13 +1,13 @@
 """ripkit.formats.loha against peft's own merge (float64 copy, merge_and_unload, minus the float64 base)."""
-import json
 
 import numpy as np
 import pytest
 
 from ripkit.formats import CheckpointError, load_adapter
 
-from ._builders import peft_checkpoint, rel_err, tiny_bert, tiny_llama
-from ._family import builder, check_corruption, check_exact, check_low_rank, check_without_base, corrupted
+from ._builders import rel_err, tiny_bert, tiny_llama
+from ._family import (case_fixtures, check_corruption, check_exact, check_low_rank, check_without_base, corrupted,
+                      refuses_edited_config)
 
 
 def loha(**kw):
@@ -23,14 +23,7 @@ CASES = {  # alpha/r = 7/3 and 8/3 are not float32 numbers: peft's merge rounds 
 }
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return builder(tmp_path_factory, CASES, loha)
-
-
-@pytest.fixture(params=sorted(CASES))
-def case(request, build):
-    return request.param, *build(request.param)
+build, case = case_fixtures(CASES, loha)
 
 
 def test_exact_against_peft_merge(case):
@@ -69,11 +62,7 @@ def test_scaling_is_rounded_to_float32_as_peft_does(build):
     ({"alpha": 1e9}, r"alpha=1000000000.0, expected a positive number at most 1e\+06"),
 ])
 def test_inconsistent_configs_are_refused(tmp_path, edit, match):
-    peft_checkpoint(tmp_path, tiny_llama(), loha(r=3, target_modules=["q_proj", "v_proj"]), train="random")
-    cfg_path = tmp_path / "adapter" / "adapter_config.json"
-    cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), **edit}))
-    with pytest.raises(CheckpointError, match=match):
-        load_adapter(tmp_path / "adapter")
+    refuses_edited_config(tmp_path, tiny_llama(), loha(r=3, target_modules=["q_proj", "v_proj"]), edit, match)
 
 
 @pytest.mark.parametrize("suffix,how,match", [

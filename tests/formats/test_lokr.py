@@ -1,13 +1,13 @@
 """ripkit.formats.lokr against peft's own merge (float64 copy, merge_and_unload, minus the float64 base)."""
-import json
 
 import pytest
 
-from ripkit.formats import CheckpointError, load_adapter
+from ripkit.formats import load_adapter
 from ripkit.formats.lokr import factorization
 
-from ._builders import peft_checkpoint, tiny_bert, tiny_llama
-from ._family import builder, check_corruption, check_exact, check_low_rank, check_without_base
+from ._builders import tiny_bert, tiny_llama
+from ._family import (case_fixtures, check_corruption, check_exact, check_low_rank, check_without_base,
+                      refuses_edited_config)
 
 
 def lokr(**kw):
@@ -25,14 +25,7 @@ CASES = {  # name: (model, config); which factors are full follows from r and th
 }
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return builder(tmp_path_factory, CASES, lokr)
-
-
-@pytest.fixture(params=sorted(CASES))
-def case(request, build):
-    return request.param, *build(request.param)
+build, case = case_fixtures(CASES, lokr)
 
 
 def test_exact_against_peft_merge(case):
@@ -72,11 +65,7 @@ def test_factorization_is_peft_s(dimension, factor):
     ({"decompose_factor": 0}, "decompose_factor=0, expected -1 or a positive integer"),
 ])
 def test_inconsistent_configs_are_refused(tmp_path, edit, match):
-    peft_checkpoint(tmp_path, tiny_llama(), lokr(r=1, target_modules=["q_proj"]), train="random")
-    cfg_path = tmp_path / "adapter" / "adapter_config.json"
-    cfg_path.write_text(json.dumps({**json.loads(cfg_path.read_text()), **edit}))
-    with pytest.raises(CheckpointError, match=match):
-        load_adapter(tmp_path / "adapter")
+    refuses_edited_config(tmp_path, tiny_llama(), lokr(r=1, target_modules=["q_proj"]), edit, match)
 
 
 @pytest.mark.parametrize("suffix,how,match", [

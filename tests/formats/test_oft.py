@@ -1,5 +1,4 @@
 """ripkit.formats.oft against peft's own merge and peft's own rotation module; refused without the base."""
-import json
 
 import numpy as np
 import pytest
@@ -7,8 +6,9 @@ import pytest
 from ripkit.formats import CheckpointError, load_adapter
 from ripkit.formats.oft import _coft_project, cayley, coft_radius, skew
 
-from ._builders import peft_checkpoint, rel_err, tiny_bert, tiny_llama
-from ._family import builder, check_corruption, check_exact, check_low_rank, check_without_base, corrupted
+from ._builders import rel_err, tiny_bert, tiny_llama
+from ._family import (case_fixtures, check_corruption, check_exact, check_low_rank, check_without_base, corrupted,
+                      refuses_edited_config)
 
 
 def oft(**kw):
@@ -18,7 +18,8 @@ def oft(**kw):
 
 
 CASES = {
-    "llama-embedding": (tiny_llama, dict(oft_block_size=8, r=0, target_modules=["q_proj", "down_proj", "embed_tokens"])),
+    "llama-embedding": (tiny_llama, dict(oft_block_size=8, r=0,
+                                         target_modules=["q_proj", "down_proj", "embed_tokens"])),
     "bert-coft": (tiny_bert, dict(oft_block_size=4, r=0, coft=True, target_modules=["query", "dense"])),
     "bert-coft-loose": (tiny_bert, dict(oft_block_size=4, r=0, coft=True, eps=1e3, target_modules=["key"])),
     "llama-share-exact-cayley": (tiny_llama, dict(r=4, oft_block_size=0, block_share=True, use_cayley_neumann=False,
@@ -28,14 +29,7 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return builder(tmp_path_factory, CASES, oft)
-
-
-@pytest.fixture(params=sorted(CASES))
-def case(request, build):
-    return request.param, *build(request.param)
+build, case = case_fixtures(CASES, oft)
 
 
 def test_the_rotations_moved(case):
@@ -104,12 +98,7 @@ def test_coft_radius_is_torch_s_float32():
     ({"eps": -1}, "eps=-1, expected a positive number"),
 ])
 def test_inconsistent_configs_are_refused(tmp_path, edit, match):
-    peft_checkpoint(tmp_path, tiny_llama(), oft(oft_block_size=8, r=0, target_modules=["q_proj"]), train="random")
-    cfg_path = tmp_path / "adapter" / "adapter_config.json"
-    config = {**json.loads(cfg_path.read_text()), **edit}
-    cfg_path.write_text(json.dumps({k: v for k, v in config.items() if v is not None}))
-    with pytest.raises(CheckpointError, match=match):
-        load_adapter(tmp_path / "adapter")
+    refuses_edited_config(tmp_path, tiny_llama(), oft(oft_block_size=8, r=0, target_modules=["q_proj"]), edit, match)
 
 
 def test_the_saved_embedding_must_be_the_base_s(build, tmp_path):

@@ -6,8 +6,8 @@ import pytest
 
 from ripkit.formats import BaseWeightsRequired, CheckpointError, load_adapter
 
-from ._builders import peft_checkpoint, tiny_bert, tiny_llama
-from ._family import builder, check_corruption, check_exact, check_low_rank
+from ._builders import tiny_bert, tiny_llama
+from ._family import case_fixtures, check_corruption, check_exact, check_low_rank
 
 
 def shira(**kw):
@@ -22,14 +22,7 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    return builder(tmp_path_factory, CASES, shira)
-
-
-@pytest.fixture(params=sorted(CASES))
-def case(request, build):
-    return request.param, *build(request.param)
+build, case = case_fixtures(CASES, shira)
 
 
 def test_exact_against_peft_merge(case):
@@ -57,7 +50,8 @@ def test_positions_outside_the_base_are_refused(build):
     base = tiny_llama()
     base.model.layers[0].self_attn.q_proj.weight = torch.nn.Parameter(torch.zeros(4, 4))  # not the trained-on base
     layer = load_adapter(build("llama")[0] / "adapter", base=base, layers=r"layers\.0\.self_attn")[0]
-    with pytest.raises(CheckpointError, match=r"shira_indices are not integer positions inside the base weight \(4, 4\)"):
+    with pytest.raises(CheckpointError, match=r"shira_indices are not integer positions inside the base weight "
+                                              r"\(4, 4\)"):
         layer.delta_w()
 
 
