@@ -9,15 +9,15 @@ Formula of peft 0.21 ``src/peft/tuners/fourierft/layer.py`` (``FourierFTLayer.up
     ΔW = ifft2(S).real · scaling, cast to the weights' dtype
 
 (transposed into Conv1D's (in, out) when ``fan_in_fan_out``; ripkit returns (out, in)).  ``n`` per
-layer: the first ``n_frequency_pattern`` key with ``re.match(rf".*\\.{key}$", name)``, else the
-``n_frequency`` (``FourierFTModel._create_and_replace``).
+layer: the first ``n_frequency_pattern`` key with ``re.match(rf".*\\.{key}$", name)``, else the full
+name as a key, else ``n_frequency`` (``FourierFTModel._create_and_replace``).
 
 ripkit imports torch lazily, in ``delta_w()`` only, for the positions: they come from torch's
-``randperm`` and its CPU generator, which no other library reproduces.  It then computes the
-inverse DFT exactly as peft does, in float32 (complex64) — peft's merge does so whatever the model's
-precision — so ``delta_w()`` equals peft's merge (a float64 DFT would differ by float32 rounding,
-~1e-7 relative).  The positions are those of the installed torch; peft itself regenerates them the
-same way when it loads the adapter.
+``randperm`` and its CPU generator, which no other library reproduces (they are those of the
+installed torch, as when peft itself loads the adapter).  It then computes the inverse DFT exactly as
+peft does, in float32 (complex64) — peft's merge does so whatever the model's precision — so
+``delta_w()`` equals peft's merge on the CPU; a float64 DFT, or peft's merge on a GPU (cuFFT), differs
+by float32 rounding, ~1e-7 relative.
 
 The file stores neither ``in`` nor ``out``: the layer shapes come from the base (``base=``, header
 only).  Without it the record has ``shape=None`` and ``delta_w()`` says what is missing.

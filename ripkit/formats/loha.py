@@ -9,7 +9,7 @@ Formula of peft 0.21 ``src/peft/tuners/loha/layer.py::LoHaLayer.get_delta_weight
   scalar, so the merge multiplies by alpha/r rounded to float32 (2.6666667461… for 8/3), whatever
   the weights' precision; ripkit does the same, and ``meta['scaling_exact']`` keeps alpha/r.
 - ``low_rank()``: (U1·V1) ⊙ (U2·V2) = (U1 ⊙ᵣ U2)·(V1 ⊙ᶜ V2), the row-wise (face-splitting) and
-  column-wise Khatri–Rao products, rank ≤ r².
+  column-wise Khatri–Rao products, rank ≤ r²; None when r² is not below min(out, in).
 - Convolutions with ``use_effective_conv2d`` (``hada_t1``/``hada_t2``, CP factors) are refused;
   a plain Conv layer stores (r, in·k…) factors and its ΔW is the (out, in·k…) matrix peft reshapes.
 """
@@ -70,6 +70,8 @@ def _low_rank(layer):
     f = layer.factors
     u1, u2, v1, v2 = f["hada_w1_a"], f["hada_w2_a"], f["hada_w1_b"], f["hada_w2_b"]
     m, n, r = u1.shape[0], v1.shape[1], u1.shape[1]
+    if r * r >= min(m, n):
+        return None
     u = (u1[:, :, None] * u2[:, None, :]).reshape(m, r * r)
     v = (v1[:, None, :] * v2[None, :, :]).reshape(r * r, n)
     return layer.scaling * u, v
