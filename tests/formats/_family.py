@@ -2,6 +2,7 @@
 low-rank factors equal to ΔW, and corrupted copies of a real checkpoint."""
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -50,8 +51,6 @@ def case_fixtures(cases: dict, config):
 
 def refuses_edited_config(tmp_path: Path, model, config, edit: dict, match: str):
     """A real checkpoint whose adapter_config.json is then edited (``None`` deletes a key) is refused on load."""
-    import json
-
     peft_checkpoint(tmp_path, model, config, train="random")
     cfg_path = tmp_path / "adapter" / "adapter_config.json"
     edited = {**json.loads(cfg_path.read_text()), **edit}
