@@ -7,7 +7,8 @@ every tensor and of the metadata, files bound together, atomic) and ``upgrade_ri
 rewrites a format-1 checkpoint (which loads with an ``UnverifiedCheckpointWarning``).  This package imports neither
 torch nor peft: tensors are read lazily, one at a time, from a strictly validated safetensors
 reader of its own (``_io``); torch is imported only to recompute what peft or the CoSA reference
-code computed with torch (PiSSA/OLoRA residuals, the reference's projections).
+code computed with torch (PiSSA/OLoRA residuals, the reference's projections, FourierFT's seeded
+positions, OFT's float32 ``coft`` radius), and only when that ΔW is asked for.
 
 Contract of the record (``record.AdapterLayer``, a frozen dataclass)
 ---------------------------------------------------------------------
@@ -17,12 +18,13 @@ Contract of the record (``record.AdapterLayer``, a frozen dataclass)
   ``trainable_parameters`` (stored trainable entries).
 - ``delta_w()`` → float64 (out, in), exactly what merging adds to W.  An update that depends on
   W₀ is never returned without W₀: ``BaseWeightsRequired`` (a ``CheckpointError``) says so.
-- ``low_rank()`` → (U (m, k), V (k, n)) with U @ V = ΔW, or None (full, DoRA, base-dependent).
+- ``low_rank()`` → (U (m, k), V (k, n)) with U @ V = ΔW, or None (full, DoRA, FourierFT, SHiRA,
+  base-dependent).
 - ``delta_bias()`` → float64 (out,) or None.  ``core()``/``dictionary()`` for CoSA layers.
 - ``to_dict()`` → plain dict (shapes, not values).
 - ``shape`` is None for 'peft-bias' records (only a bias is trained: ``delta_w()`` refuses, read
-  ``delta_bias()``) and for VeRA / CoSA-reference layers loaded without ``base=``; analyzers skip them
-  or say what is missing.
+  ``delta_bias()``) and for VeRA, FourierFT, SHiRA, IA3, OFT, HRA and CoSA-reference layers loaded
+  without ``base=`` (their files do not record both sides); analyzers skip them or say what is missing.
 
 Families (``registry``): a new one is a module with ``read(source)`` and ``OPS`` plus one line.
 
@@ -33,8 +35,17 @@ ripkit_adapter.json      cosa, lora (+ pissa), block-lora, full      nothing
 peft LORA                peft-lora, peft-lora-embedding              nothing
                          peft-dora, peft-lora-init (PiSSA, OLoRA)    base weights
                          peft-full (modules_to_save), peft-bias      base weights
+peft ADALORA             adalora                                     nothing
+peft LOHA                loha                                        nothing
+peft LOKR                lokr                                        nothing
 peft VERA                vera                                        base (layer shapes only)
+peft FOURIERFT           fourierft                                   base (layer shapes only)
 peft GRALORA             gralora                                     nothing
+peft IA3                 ia3                                         base weights
+peft OFT                 oft                                         base weights
+peft BOFT                boft                                        base weights
+peft HRA                 hra                                         base weights
+peft SHIRA               shira                                       base (layer shapes only)
 CoSA reference (COSA)    cosa-reference                              hash seed + base shapes
 =======================  ==========================================  =========================
 

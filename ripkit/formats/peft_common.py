@@ -9,6 +9,7 @@ get_pattern_key`` (rank/alpha patterns), ``_set_trainable`` (modules_to_save: mo
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,8 @@ from ripkit.formats._io import CheckpointError, SafeTensors, short_repr
 from ripkit.formats.record import AdapterLayer, LayerContext, LayerOps, LazyFactors, require_base
 
 __all__ = ["PREFIX", "Source", "group_keys", "pattern_value", "extra_layers", "OPS", "MAX_SCALAR",
-           "cfg_int", "cfg_number", "cfg_bool", "cfg_choice", "layer_meta"]
+           "cfg_int", "cfg_number", "cfg_bool", "cfg_choice", "layer_meta", "check_layer_keys", "base_shape",
+           "base_matrix", "check_base_shape", "full_delta_bias", "selected", "layer_factors"]
 
 PREFIX = "base_model.model."
 EMBEDDING_LAYER_NAMES = ("embed_tokens", "lm_head")  # peft.utils.constants
@@ -77,19 +79,27 @@ def cfg_choice(src: Source, key: str, choices, default=None):
     return value
 
 
-def pattern_value(src: Source, field_name: str, name: str, default, check: Callable):
-    """peft's ``get_pattern_key``: the first key (in file order) with ``re.match(rf"(.*\\.)?({key})$", name)``."""
+def pattern_value(src: Source, field_name: str, name: str, default, check: Callable,
+                  template: str = r"(.*\.)?({})$"):
+    """peft's ``get_pattern_key``: the first key (in file order) with ``re.match(template.format(key), name)``,
+    else the layer's full name if it is a key, else ``default``; returns (value, key or None).
+
+    ``template`` is ``(.*\\.)?({key})$`` for ``rank_pattern``/``alpha_pattern`` (``utils/other.py``); FourierFT's
+    ``n_frequency_pattern`` uses ``.*\\.{key}$`` (``FourierFTModel._create_and_replace``).
+    """
     patterns = src.config.get(field_name) or {}
     if not isinstance(patterns, dict):
         raise _bad(src, field_name, patterns, "a JSON object {pattern: value}")
     for key, value in patterns.items():
         try:
-            hit = re.match(rf"(.*\.)?({key})$", name)
+            hit = re.match(template.format(key), name)
         except re.error as exc:
             raise CheckpointError(f"{src.config_path}: {field_name} key {short_repr(key)} is not a valid regular "
                                   f"expression ({exc})") from None
         if hit:
             return check(src, f"{field_name}[{key!r}]", value=value), key
+    if name in patterns:  # peft looks the full name up when no pattern matches
+        return check(src, f"{field_name}[{name!r}]", value=patterns[name]), name
     return default, None
 
 
@@ -112,6 +122,29 @@ def group_keys(src: Source, suffixes) -> tuple[dict[str, dict[str, str]], list[s
     return groups, leftover
 
 
+def check_layer_keys(src: Source, name: str, keys, need, why: str = "") -> None:
+    """An orphan or missing factor is an error naming the layer, never a layer that silently vanishes."""
+    have, need = set(keys), set(need)
+    if have != need:
+        raise CheckpointError(f"{src.tensors.path}: layer {name} has {sorted(have)}; missing {sorted(need - have)}, "
+                              f"unexpected {sorted(have - need)}" + (f" ({why})" if why else ""))
+
+
+def selected(src: Source, groups: dict) -> list[tuple[str, dict[str, str]]]:
+    """(layer, {suffix: key}) of the grouped layers that ``layers=`` selects, sorted by name."""
+    return [(name, groups[name]) for name in sorted(groups) if src.select(name)]
+
+
+def layer_factors(src: Source, name: str, keys: dict[str, str], need=None, bias_key: str | None = None,
+                  integer=()) -> LazyFactors:
+    """The layer's ``{short name: key}`` as ``LazyFactors``, after checking the set of keys (against ``need``,
+    when given) and that all but the ``integer`` ones are floating point; a trained bias joins as 'bias'."""
+    if need is not None:
+        check_layer_keys(src, name, keys, need)
+    src.tensors.check_float(*(key for short, key in keys.items() if short not in integer))
+    return LazyFactors(src.tensors, {**keys, **({"bias": bias_key} if bias_key else {})}, name)
+
+
 def layer_meta(src: Source, **extra) -> dict:
     cfg = src.config
     return {"peft_type": cfg.get("peft_type"), "peft_version": cfg.get("peft_version"),
@@ -130,16 +163,18 @@ def _in_modules_to_save(module: str, entries) -> str | None:
     return None
 
 
-def extra_layers(src: Source, leftover: list[str], adapted: set[str]) -> tuple[list[AdapterLayer], dict[str, str]]:
+def extra_layers(src: Source, leftover: list[str], adapted: set[str],
+                 only: str = "lora_only") -> tuple[list[AdapterLayer], dict[str, str]]:
     """Records for saved tensors that are not adapter factors, and ``{adapted layer: bias key}``.
 
     Every leftover key must be explained (modules_to_save, a trained bias, a saved embedding layer);
-    anything else is a ``CheckpointError`` naming it, so nothing is dropped silently.
+    anything else is a ``CheckpointError`` naming it, so nothing is dropped silently.  ``only`` is the
+    family's name for "train the biases of the adapted layers" (``lora_only``, ``oft_only``, ...).
     """
     entries = src.config.get("modules_to_save") or []
     if not isinstance(entries, list) or not all(isinstance(e, str) and e for e in entries):
         raise _bad(src, "modules_to_save", entries, "a list of module names or null")
-    bias_mode = cfg_choice(src, "bias", ("none", "all", "lora_only"), "none")
+    bias_mode = cfg_choice(src, "bias", ("none", "all", only), "none")
     modules: dict[str, dict[str, str]] = {}
     adapted_bias = {}
     for key in leftover:
@@ -181,6 +216,46 @@ def extra_layers(src: Source, leftover: list[str], adapted: set[str]) -> tuple[l
         layers.append(AdapterLayer(module, method, shape, factors, 1.0, meta, frozenset({"base"}),
                                    factors.numel(), src.context))
     return layers, adapted_bias
+
+
+# ---- base weights ----------------------------------------------------------------------------
+def base_shape(src: Source, name: str, fan_in_fan_out: bool = False) -> tuple[int, int] | None:
+    """(out, in) of the layer's base weight, from the base's header only; None when no base was given."""
+    base = src.context.base
+    if base is None:
+        return None
+    w = base.shape(name)
+    if len(w) != 2:
+        raise CheckpointError(f"layer {name}: the base weight has shape {w}; ripkit reads updates of matrix weights "
+                              f"(Linear, Conv1D, Embedding), not convolutions")
+    return (w[1], w[0]) if fan_in_fan_out else tuple(w)
+
+
+def check_base_shape(src: Source, name: str, shape: tuple[int, int], fan_in_fan_out: bool = False) -> None:
+    """When a base was given, the (out, in) an adapter's factors imply must be its weight's (a convolution's
+    kernel counts as (out, in·k…), the matrix peft reshapes); read from the header only."""
+    base = src.context.base
+    if base is None:
+        return
+    w = base.shape(name)
+    matrix = (w[1], w[0]) if fan_in_fan_out and len(w) == 2 else (w[0], math.prod(w[1:])) if w else ()
+    if matrix != tuple(shape):
+        raise CheckpointError(f"layer {name}: the adapter's factors give ΔW of shape {tuple(shape)} (out, in), the "
+                              f"base weight has shape {w}; not the base it was trained on")
+
+
+def base_matrix(layer: AdapterLayer, why: str) -> np.ndarray:
+    """W₀ of the layer as float64 (out, in) (transposed from Conv1D's (in, out) when ``fan_in_fan_out``), or
+    ``BaseWeightsRequired`` saying ``why`` ΔW needs it."""
+    w0 = require_base(layer, why).array(layer.name)
+    if w0.ndim != 2:
+        raise CheckpointError(f"layer {layer.name}: the base weight has shape {w0.shape}; ripkit reads updates of "
+                              f"matrix weights (Linear, Conv1D, Embedding), not convolutions")
+    w0 = w0.T if layer.meta.get("fan_in_fan_out") else w0
+    if layer.shape is not None and w0.shape != tuple(layer.shape):
+        raise CheckpointError(f"layer {layer.name}: the base weight has shape {w0.shape} (out, in), the adapter "
+                              f"{tuple(layer.shape)}; not the base it was trained on")
+    return w0
 
 
 def _full_delta_w(layer: AdapterLayer) -> np.ndarray:

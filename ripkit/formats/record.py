@@ -83,11 +83,13 @@ class AdapterLayer:
         Module name in the base model (e.g. ``model.layers.0.self_attn.q_proj``).
     method : str
         ripkit: 'cosa', 'lora', 'block-lora', 'full'; peft: 'peft-lora', 'peft-lora-embedding',
-        'peft-dora', 'peft-lora-init', 'peft-full', 'peft-bias', 'gralora', 'vera';
-        the CoSA reference code: 'cosa-reference'.  ``ripkit.formats.registry.METHODS`` lists them.
+        'peft-dora', 'peft-lora-init', 'peft-full', 'peft-bias', 'gralora', 'vera', 'adalora', 'loha',
+        'lokr', 'ia3', 'fourierft', 'oft', 'boft', 'hra', 'shira'; the CoSA reference code:
+        'cosa-reference'.  ``ripkit.formats.registry.METHODS`` lists them.
     shape : (int, int) or None
         (out, in) of ΔW; None when the file does not record it and no base was given
-        (CoSA reference format) or when only a bias is trained ('peft-bias').
+        (VeRA, FourierFT, SHiRA, IA3, OFT, HRA, CoSA reference format) or when only a bias is trained
+        ('peft-bias').
     factors : Mapping[str, ndarray]
         The stored tensors of this layer, float64, named as in the file (read on access).
     scaling : float
@@ -129,8 +131,10 @@ class AdapterLayer:
     def low_rank(self) -> tuple[np.ndarray, np.ndarray] | None:
         """float64 (U (m, k), V (k, n)) with U @ V = ``delta_w()`` (to rounding), or None.
 
-        Given whenever the update is naturally factorized (LoRA and its variants, block-LoRA with
-        its merges, GraLoRA, VeRA, CoSA as (s·L·Y, R)); None for full, DoRA and base-dependent updates.
+        Given whenever the update is naturally factorized (LoRA and its variants, AdaLoRA, block-LoRA
+        with its merges, GraLoRA, VeRA, CoSA as (s·L·Y, R), LoHa as a Khatri–Rao product of rank r²,
+        LoKr as a Kronecker product when that is of lower rank); None for full, DoRA, FourierFT, SHiRA
+        and base-dependent updates (IA3, OFT, BOFT, HRA).
         """
         factors = self._ops.low_rank(self)
         if factors is not None:

@@ -18,6 +18,15 @@ PEFT_TYPES = {
     "LORA": "ripkit.formats.lora",                # LoRA, rsLoRA, DoRA, PiSSA/OLoRA, embeddings, ...
     "VERA": "ripkit.formats.vera",
     "GRALORA": "ripkit.formats.gralora",
+    "ADALORA": "ripkit.formats.adalora",
+    "LOHA": "ripkit.formats.loha",
+    "LOKR": "ripkit.formats.lokr",
+    "IA3": "ripkit.formats.ia3",
+    "FOURIERFT": "ripkit.formats.fourierft",
+    "OFT": "ripkit.formats.oft",
+    "BOFT": "ripkit.formats.boft",
+    "HRA": "ripkit.formats.hra",
+    "SHIRA": "ripkit.formats.shira",
     "COSA": "ripkit.formats.cosa_reference",      # the CoSA authors' peft fork
 }
 RIPKIT_FORMAT = "ripkit.formats.ripkit_format"    # ripkit_adapter.json: cosa, lora, block-lora, full
@@ -29,6 +38,15 @@ METHODS = {
     "peft-full": "ripkit.formats.peft_common", "peft-bias": "ripkit.formats.peft_common",
     "vera": "ripkit.formats.vera", "gralora": "ripkit.formats.gralora",
     "cosa-reference": "ripkit.formats.cosa_reference",
+    "adalora": "ripkit.formats.adalora",
+    "loha": "ripkit.formats.loha",
+    "lokr": "ripkit.formats.lokr",
+    "ia3": "ripkit.formats.ia3",
+    "fourierft": "ripkit.formats.fourierft",
+    "oft": "ripkit.formats.oft",
+    "boft": "ripkit.formats.boft",
+    "hra": "ripkit.formats.hra",
+    "shira": "ripkit.formats.shira",
 }
 
 

@@ -1,10 +1,11 @@
 """Fuzz (issue 12 item 7): seeded corruptions of real checkpoints give a CheckpointError or an identical load.
 
 Clean fixtures: tiny peft checkpoints (LoRA with an embedding and modules_to_save, DoRA, PiSSA, GraLoRA,
-VeRA), the CoSA reference layout, ripkit format-2 checkpoints of every method and two committed
-format-1 runs.  Each case copies one fixture, corrupts it (truncation, bit flip, edited safetensors
-header or JSON, NaN/Inf or relabelled bytes, special files, pickles), loads it with what the clean
-load used (base, hash seed) and evaluates every layer (ΔW, Δbias, factors), under a 5 s alarm.
+VeRA, AdaLoRA, LoHa, LoKr, IA3, FourierFT, OFT, BOFT, HRA, SHiRA), the CoSA reference layout, ripkit
+format-2 checkpoints of every method and two committed format-1 runs.  Each case copies one fixture,
+corrupts it (truncation, bit flip, edited safetensors header or JSON, NaN/Inf or relabelled bytes,
+special files, pickles), loads it with what the clean load used (base, hash seed) and evaluates every
+layer (ΔW, Δbias, factors), under a 5 s alarm.
 
 The verdict rule, stated before running:
 - never another exception, never a hang;
@@ -33,7 +34,7 @@ from ripkit.formats import CheckpointError, UnverifiedCheckpointWarning, load_ad
 
 from ._builders import peft_checkpoint, tiny_bert, tiny_llama
 
-pytestmark = pytest.mark.slow  # ~25 s on 2 cores (half of it building the fixtures)
+pytestmark = pytest.mark.slow  # ~35 s on 2 cores (half of it building the fixtures)
 RUNS = Path(__file__).parents[2] / "studies" / "runs"
 CASES_PER_FIXTURE = 24
 SEED = 20240512
@@ -49,7 +50,8 @@ class Fixture:
 
 
 def _peft_fixtures(root: Path) -> list[Fixture]:
-    from peft import GraloraConfig, LoraConfig, VeraConfig
+    from peft import (AdaLoraConfig, BOFTConfig, FourierFTConfig, GraloraConfig, HRAConfig, IA3Config, LoHaConfig,
+                      LoKrConfig, LoraConfig, OFTConfig, ShiraConfig, VeraConfig)
 
     from .test_cosa_reference import HASH_SEED, write_reference_checkpoint
 
@@ -59,6 +61,16 @@ def _peft_fixtures(root: Path) -> list[Fixture]:
         "peft-pissa": (tiny_llama, LoraConfig(r=2, target_modules=["k_proj"], init_lora_weights="pissa")),
         "peft-gralora": (tiny_bert, GraloraConfig(r=4, gralora_k=2, alpha=8, hybrid_r=2, target_modules=["key"])),
         "peft-vera": (tiny_bert, VeraConfig(r=4, target_modules=["query", "intermediate.dense"], save_projection=True)),
+        "peft-adalora": (tiny_llama, AdaLoraConfig(init_r=4, total_step=10, target_modules=["q_proj"])),
+        "peft-loha": (tiny_llama, LoHaConfig(r=3, target_modules=["v_proj"])),
+        "peft-lokr": (tiny_llama, LoKrConfig(r=1, decompose_both=True, target_modules=["q_proj"])),
+        "peft-ia3": (tiny_bert, IA3Config(target_modules=["query", "output.dense"],
+                                          feedforward_modules=["output.dense"])),
+        "peft-fourierft": (tiny_llama, FourierFTConfig(n_frequency=16, target_modules=["q_proj"])),
+        "peft-oft": (tiny_llama, OFTConfig(oft_block_size=8, r=0, coft=True, eps=0.1, target_modules=["q_proj"])),
+        "peft-boft": (tiny_bert, BOFTConfig(boft_block_size=8, target_modules=["query"])),
+        "peft-hra": (tiny_llama, HRAConfig(r=2, target_modules=["v_proj"])),
+        "peft-shira": (tiny_bert, ShiraConfig(r=1, target_modules=["key"])),
     }
     out = []
     for name, (make, config) in specs.items():
@@ -337,7 +349,8 @@ def corrupt(rng, folder: Path, family: str) -> tuple[str, bool]:
 
 
 TARGETED_KEYS = ("lora_alpha", "alpha", "scaling", "r", "k", "a", "b", "compression_a", "gralora_k", "row_cuts",
-                 "col_cuts", "shape", "seed")
+                 "col_cuts", "shape", "seed", "init_r", "n_frequency", "random_loc_seed", "eps", "oft_block_size",
+                 "boft_block_size", "feedforward_modules", "decompose_factor")
 
 
 def targeted(folder: Path, family: str):
