@@ -7,10 +7,12 @@ lower ≤ δ_s ≤ upper (``ripkit.rip.bracket.rip_bracket``) under both column 
 (as drawn at the ``unit`` scale, and unit-norm columns):
 
 * two ladders at fixed compression mn/ab (32× and 512×; m, n, a, b all doubled per step,
-  from the 512×256 proxy layer of B.1 up to 4096×2048), s ∈ {5, 10, 20};
+  from the 512×256 proxy layer of B.1 up to 4096×2048);
 * every distinct adapted shape of RoBERTa-base, Llama-3.2-1B, Llama-3.1-8B, Qwen2-7B,
-  SmolLM2-135M and MiniLM with the (a, b) used on each (``studies/_model_shapes.py``),
-  s ∈ {5, 10} (s = 20 costs most of the time at ab = 262,144 and adds no new shape).
+  SmolLM2-135M and MiniLM with the (a, b) used on each (``studies/_model_shapes.py``);
+
+at s ∈ {5, 10} (s = 20 doubles the cost at ab = 262,144; ``rip_bracket`` covers it at the
+paper's sizes).
 
 **Fit (stated before the numbers).**  δ_lower ≈ C·x with x = sqrt(s·ln(ab)/M) for several
 readings of M (min(m, n); m·n, the rows of Ψ; m; ab), by least squares through the origin,
@@ -19,7 +21,7 @@ per-point ratios y/x (coefficient of variation).  A reading *fits* when that spr
 (CV ≤ 0.25); the fit uses certified *lower* bounds, so C estimates the constant the true δ_s
 needs at least (δ_s ≥ lower).  This is a description of these draws, not a theorem.
 
-Run:  python studies/rip_scaling.py            (≈ 5 min on 2 cores; deterministic, no time budget)
+Run:  python studies/rip_scaling.py            (≈ 5–8 min on 2 busy cores; deterministic, no time budget)
       python studies/rip_scaling.py --quick    (≈ 1 min: small ladders, MiniLM and SmolLM2 (128,128), budget 0.5 s)
 Writes <out>/rip_scaling.{png,csv,md} (figures/ with --update-figures).
 """
@@ -47,8 +49,7 @@ from ripkit.rip.bracket import rip_bracket
 NAME = "rip_scaling"
 #: ladders at fixed compression: base (m, n, a, b), doubled `steps` times
 LADDERS = {"32× ladder": ((512, 256, 128, 32), 4), "512× ladder": ((512, 256, 32, 8), 4)}
-LADDER_SPARSITY = (5, 10, 20)
-SHAPE_SPARSITY = (5, 10)
+SPARSITY = (5, 10)
 #: readings of M in x = sqrt(s·ln(ab)/M)
 READINGS = {"M = min(m, n)": lambda m, n, a, b: min(m, n), "M = mn (rows of Ψ)": lambda m, n, a, b: m * n,
             "M = m (layer rows)": lambda m, n, a, b: m, "M = ab": lambda m, n, a, b: a * b}
@@ -61,13 +62,13 @@ def ladder_points(quick: bool) -> list[dict]:
         for k in range(2 if quick else steps):
             f = 2 ** k
             pts.append({"family": name, "model": "", "modules": "", "m": m * f, "n": n * f, "a": a * f, "b": b * f,
-                        "sparsity": LADDER_SPARSITY})
+                        "sparsity": SPARSITY})
     return pts
 
 
 def shape_points(configs) -> list[dict]:
     return [{"family": "real shapes", "model": r.model, "modules": r.modules, "m": r.m, "n": r.n, "a": r.a,
-             "b": r.b, "sparsity": SHAPE_SPARSITY} for r in shape_table(configs).itertuples()]
+             "b": r.b, "sparsity": SPARSITY} for r in shape_table(configs).itertuples()]
 
 
 def bracket_point(point: dict, seed: int, budget) -> list[dict]:
@@ -146,7 +147,7 @@ def plot(df: pd.DataFrame, fit: pd.DataFrame):
             ax.loglog(g.m, g.lower, markers[family] + "-", color=colors[columns], markersize=3, linewidth=0.6,
                       alpha=0.4 + 0.02 * s)
         ax.set(xlabel="m (n, a, b scaled alike)", ylabel="certified lower bound on δ_s",
-               title="(c) ladders at fixed mn/ab, s = 5, 10, 20")
+               title="(c) ladders at fixed mn/ab, s = 5, 10")
     return fig
 
 
