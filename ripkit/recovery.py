@@ -11,7 +11,8 @@ against an i.i.d. Gaussian dictionary with the same number of rows.
   written as the linear programme over (u, v) ≥ 0, α = u − v:
   min 1ᵀ(u + v) s.t. [Φ, −Φ]·[u; v] = x, solved by ``scipy.optimize.linprog`` (HiGHS).
 
-Both expect a dense Φ (small cases: the caller bounds its size) and work best with
+OMP needs scikit-learn (in the ``test`` extra).  Both expect a dense Φ (small cases: the
+caller bounds its size) and work best with
 unit-norm columns; :func:`unit_columns` rescales and returns the norms so that the
 recovered coefficients can be mapped back.
 """
@@ -44,7 +45,11 @@ def _check_system(phi, x) -> tuple[np.ndarray, np.ndarray]:
 
 def omp(phi, x, s: int) -> np.ndarray:
     """Orthogonal matching pursuit with exactly ``s`` atoms (no intercept); returns α̂ (length d)."""
-    from sklearn.linear_model import OrthogonalMatchingPursuit
+    try:
+        from sklearn.linear_model import OrthogonalMatchingPursuit
+    except ImportError as exc:  # scikit-learn is a test/studies extra, not a core dependency
+        raise ImportError("ripkit.recovery.omp needs scikit-learn (pip install 'ripkit[test]' "
+                          "or pip install scikit-learn)") from exc
 
     phi, x = _check_system(phi, x)
     s = check_positive_int("s", s)

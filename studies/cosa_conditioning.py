@@ -41,12 +41,14 @@ import numpy as np
 import pandas as pd
 
 try:
-    from studies._common import ROOT, RUNS
-    from studies._cosa_common import Timer, blas_threads, command_line, md_table, study_parser, write_outputs
+    from studies._common import RUNS
+    from studies._cosa_common import (Timer, blas_threads, command_line, md_table, repo_relative, study_parser,
+                                      write_outputs)
     from studies._model_shapes import CONFIGS, shape_table
 except ModuleNotFoundError:  # run as a file
-    from _common import ROOT, RUNS
-    from _cosa_common import Timer, blas_threads, command_line, md_table, study_parser, write_outputs
+    from _common import RUNS
+    from _cosa_common import (Timer, blas_threads, command_line, md_table, repo_relative, study_parser,
+                              write_outputs)
     from _model_shapes import CONFIGS, shape_table
 from ripkit.conditioning import kron_conditioning, mp_prediction
 from ripkit.kron import KroneckerDictionary
@@ -223,13 +225,6 @@ def verdict_text(table: pd.DataFrame, tv: dict) -> str:
     return "\n".join(lines)
 
 
-def _shown(path: Path) -> str:
-    """``path`` relative to the repository when it lies inside it (the md must not name this machine)."""
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
-
 
 def main(argv=None) -> int:
     parser = study_parser(NAME, __doc__.split("\n")[0])
@@ -267,7 +262,7 @@ accuracy(Gaussian) paired by seed; *orthonormal better* if the one-sided sign te
 
 ## Training comparison (MiniLM, CoSA (128, 128), rotten tomatoes, 100 steps)
 
-Runs read from `{_shown(args.runs)}`:
+Runs read from `{repo_relative(args.runs)}`:
 
 {runs_md}
 

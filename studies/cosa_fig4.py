@@ -40,7 +40,7 @@ try:
 except ModuleNotFoundError:  # run as a file
     from _cosa_common import Timer, command_line, md_table, study_parser, write_outputs
 from ripkit.bounds import theory_delta
-from ripkit.coherence import coherence_draws, coherence_probability, max_guaranteed_sparsity, recovery_condition
+from ripkit.coherence import coherence_draws, coherence_probability, max_guaranteed_sparsity
 from ripkit.plot import new_figure, style
 from ripkit.rip import PAPER_TABLE4, PRESETS, rip_trials
 from ripkit.rip.presets import PAPER_COHERENCE, PAPER_PRESETS

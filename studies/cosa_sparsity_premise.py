@@ -44,11 +44,13 @@ import numpy as np
 import pandas as pd
 
 try:
-    from studies._common import ROOT, RUNS
-    from studies._cosa_common import Timer, blas_threads, command_line, md_table, study_parser, write_outputs
+    from studies._common import RUNS
+    from studies._cosa_common import (Timer, blas_threads, command_line, md_table, repo_relative, study_parser,
+                                      write_outputs)
 except ModuleNotFoundError:  # run as a file
-    from _common import ROOT, RUNS
-    from _cosa_common import Timer, blas_threads, command_line, md_table, study_parser, write_outputs
+    from _common import RUNS
+    from _cosa_common import (Timer, blas_threads, command_line, md_table, repo_relative, study_parser,
+                              write_outputs)
 from ripkit.checkpoints import load_adapter
 from ripkit.conditioning import ls_core, range_energy
 from ripkit.plot import new_figure, style
@@ -212,12 +214,6 @@ def verdict_text(energy: pd.DataFrame, verdicts: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _shown(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
-
 
 def main(argv=None) -> int:
     parser = study_parser(NAME, __doc__.split("\n")[0])
@@ -245,7 +241,7 @@ def main(argv=None) -> int:
     md = f"""# cosa_sparsity_premise: is a real fine-tuning update sparse in Ψ?
 
 Command: `{command_line(NAME, argv)}` — {timer.seconds:.0f} s on this machine. Checkpoints used:
-{", ".join(f"`{_shown(f)}` ({label}, {len(load_adapter(f))} layers)" for label, f in found)}.
+{", ".join(f"`{repo_relative(f)}` ({label}, {len(load_adapter(f))} layers)" for label, f in found)}.
 All are single 100-step MiniLM runs (rotten tomatoes); full FT saved ΔW for 5 layers. L, R: `unit`-scale Gaussian,
 seeded per layer with `layer_seed({args.seed}, …)`. Null draws per layer and statistic: {draws}.
 

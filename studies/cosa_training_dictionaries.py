@@ -37,11 +37,13 @@ import numpy as np
 import pandas as pd
 
 try:
-    from studies._common import ROOT, RUNS
-    from studies._cosa_common import Timer, blas_threads, command_line, md_table, study_parser, write_outputs
+    from studies._common import RUNS
+    from studies._cosa_common import (Timer, blas_threads, command_line, md_table, repo_relative, study_parser,
+                                      write_outputs)
 except ModuleNotFoundError:  # run as a file
-    from _common import ROOT, RUNS
-    from _cosa_common import Timer, blas_threads, command_line, md_table, study_parser, write_outputs
+    from _common import RUNS
+    from _cosa_common import (Timer, blas_threads, command_line, md_table, repo_relative, study_parser,
+                              write_outputs)
 from ripkit._cli import positive_int
 from ripkit._parallel import parallel_map
 from ripkit.conditioning import kron_conditioning, mp_prediction
@@ -159,12 +161,6 @@ def verdict(cond: pd.DataFrame, brackets: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _shown(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
-
 
 def main(argv=None) -> int:
     parser = study_parser(NAME, __doc__.split("\n")[0])
@@ -203,7 +199,7 @@ def main(argv=None) -> int:
     md = f"""# cosa_training_dictionaries: the dictionaries of the committed CoSA runs, and the reference code's
 
 Command: `{command_line(NAME, argv)}` — {timer.seconds:.0f} s on this machine. Runs found:
-{", ".join(f"`{_shown(f)}`" for f in folders)}. L, R regenerated with `projection_pair` from each layer's recorded
+{", ".join(f"`{repo_relative(f)}`" for f in folders)}. L, R regenerated with `projection_pair` from each layer's recorded
 (shape, a, b, seed, scale, kind); fingerprints checked. Brackets (certified: δ_s ≥ lower, δ_s ≤ upper, for Ψ/√c)
 for every layer of the first run of each kind ({", ".join(f"{k}: `{v}`" for k, v in first_of_kind.items())}) and for
 the reference-style shared dictionaries, s ∈ {{{", ".join(map(str, sparsity))}}}{"; quick: layer 0 only" if args.quick else ""}.

@@ -13,7 +13,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from studies import cosa_ab_sweep, cosa_fig4, cosa_params_memory, cosa_table4, cosa_trained_core  # noqa: E402
-from ripkit.rip import PRESETS, rip_trials  # noqa: E402
+from ripkit.rip import PRESETS  # noqa: E402
 
 
 # ---- cosa_table4 ---------------------------------------------------------------------------
