@@ -111,7 +111,7 @@ def recovery_condition(mu: float, s: int) -> dict:
 def max_guaranteed_sparsity(mu: float) -> int:
     """The largest s with μ < 1/(2s − 1) (exact recovery of every s-sparse vector by BP and OMP).
 
-    μ < 1/(2s−1) ⇔ s < (1 + 1/μ)/2 (Donoho & Elad 2003; Tropp 2004, Thm A); 0 if even s = 1
+    μ < 1/(2s−1) ⇔ s < (1 + 1/μ)/2 (Donoho & Elad 2003; Tropp 2004, "Greed is good"); 0 if even s = 1
     fails (μ ≥ 1).  μ = 0 (orthogonal columns) raises: every s would qualify.
     """
     if not np.isfinite(mu) or mu <= 0:

@@ -193,6 +193,7 @@ def verdict_text(table: pd.DataFrame, tv: dict) -> str:
     non = g[~g.injective]
     dev = (inj.kappa / inj.mp_kappa - 1)[np.isfinite(inj.mp_kappa)]
     best, worst = inj.loc[inj.kappa.idxmin()], inj.loc[inj.kappa.idxmax()]
+    edge = inj[(inj.a == inj.m) | (inj.b == inj.n)]
     lines = [
         f"- **Not an isometry on dense cores.** κ(Ψ) = κ(L)·κ(R) = {inj.kappa.min():.3g}–{inj.kappa.max():.3g} over "
         f"the injective shapes: ‖Ψα‖²/‖α‖² ranges over [{best.ratio_low:.3g}, {best.ratio_high:.3g}] at the "
@@ -204,6 +205,11 @@ def verdict_text(table: pd.DataFrame, tv: dict) -> str:
         f"MP value (1 + √(a/m))(1 + √(b/n))/((1 − √(a/m))(1 − √(b/n))) at every injective shape with a < m, "
         "b < n (finite-size draws sit just inside the edges); κ is fixed by the aspect ratios a/m, b/n, "
         "not by the size.",
+        *([f"- **At the hard edge:** "
+            + "; ".join(f"{r.model} {r.modules} ({r.m}×{r.n}, (a,b) = ({r.a},{r.b})): κ(L) = {r.kappa_left:.3g}"
+                        for r in edge.itertuples())
+            + " — a = m (or b = n) is injective, but Marchenko–Pastur puts σ_min at 0 and κ grows with the size."]
+          if len(edge) else []),
         f"- **Not injective at {len(non)} of {len(g)} shapes** (a > m or b > n): "
         + "; ".join(f"{r.model} {r.modules} ({r.m}×{r.n}, (a,b) = ({r.a},{r.b}))" for r in non.itertuples())
         + f". There Y ↦ L·Y·R has a kernel of dimension ab − rank(L)·rank(R) ({non.kernel_dim.min():,}–"
