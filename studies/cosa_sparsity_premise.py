@@ -197,12 +197,13 @@ def verdict_text(energy: pd.DataFrame, verdicts: pd.DataFrame) -> str:
     lines = [
         f"- **Energy inside range(Ψ) is ab/mn, as it must be.** Over {len(energy)} (layer, ρ) cells the mean fraction "
         f"differs from ab/mn by at most {dev.max():.3f} (draw-to-draw std ≤ {energy.energy_std.max():.3f}): a random Ψ "
-        f"holds a full-fine-tuning update only in proportion to its size. At CoSA's budget the best rank-r "
-        f"approximation with the same parameter count keeps "
-        + ", ".join(f"{r.run} {r.svd:.2f} vs {r.e:.2f}" for r in energy[np.isclose(energy.ab_over_mn, energy.ab_over_mn.min())]
+        f"holds a fine-tuning update only in proportion to its size. At ρ = 1/3 (CoSA (128, 128) on the 384-wide "
+        f"layers) the best rank-r approximation with the same parameter count keeps (mean over layers) "
+        + ", ".join(f"{r.run} {r.svd:.2f} of ‖ΔW‖² where range(Ψ) holds {r.e:.2f}" for r in
+                    energy[np.isclose(energy.a / energy.m, 1 / 3, atol=0.01)]
                     .groupby("run").agg(svd=("svd_energy_equal_params", "mean"), e=("energy_mean", "mean"))
                     .reset_index().itertuples())
-        + f" (at ab/mn = {energy.ab_over_mn.min():.3f})."]
+        + "."]
     for r in verdicts.itertuples():
         lines.append(f"- **{r.run}, {r.statistic} vs {r.null}:** {r.verdict} (observed mean {r.observed_mean:.3g}, "
                      f"null mean {r.null_mean:.3g}; every-layer p = {r.p_every_layer_less:.3g} for smaller, "
