@@ -13,7 +13,7 @@ distinct dictionary Ψ = Rᵀ⊗L (deduplicated by fingerprints):
 
 **The reference implementation's dictionaries.**  nobodyknowsme1/anonymous-submission seeds L and R
 from ``layer_id = f"{_layer_name or class name}_{base layer type}_{adapter}"`` (``peft/src/peft/
-tuners/lora/layer.py``, ``_get_layer_identifier``, lines 1233–1237), and nothing sets ``_layer_name``:
+tuners/lora/layer.py``, ``_get_layer_identifier``, lines 1233–1238), and nothing sets ``_layer_name``:
 all layers of one process share one seed, so every layer with the same output size gets the same L
 and every layer with the same input size the same R (its L is drawn (a, out) at std 1/√a, R (in, b)
 at std 1/√b, lines 1178–1179, 1255, 1275).  We reproduce that structure with ripkit's generator (an
