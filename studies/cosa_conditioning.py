@@ -166,7 +166,9 @@ def plot(table: pd.DataFrame, paired: pd.DataFrame, curves: dict):
         ax.plot(x, np.where(gauss.mp_ratio_low > 0, gauss.mp_ratio_low, np.nan), "k_", markersize=6)
         ax.axhline(1.0, color="grey", linewidth=0.8)
         ax.set_yscale("log")
-        ax.set_xticks(x, [f"{r.model.split('-')[0]} {r.m}×{r.n} ({r.a},{r.b})" for r in gauss.itertuples()],
+        short = {"RoBERTa-base": "RoBERTa", "Llama-3.2-1B": "L3.2-1B", "Llama-3.1-8B": "L3.1-8B", "Qwen2-7B": "Qwen2",
+                 "SmolLM2-135M": "SmolLM2", "all-MiniLM-L6-v2": "MiniLM"}
+        ax.set_xticks(x, [f"{short.get(r.model, r.model)} {r.m}×{r.n} ({r.a},{r.b})" for r in gauss.itertuples()],
                       rotation=90, fontsize=4)
         ax.set(ylabel="‖Ψα‖²/‖α‖² over all α (unit scale)", title="(b) range; red: not injective (down to 0)")
         ax.legend(frameon=False, fontsize=6)
