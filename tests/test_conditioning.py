@@ -48,7 +48,10 @@ def test_orthogonal_factors_are_perfectly_conditioned():
 
 @pytest.mark.parametrize("m, n, a, b", [(2000, 1600, 500, 400), (1000, 800, 250, 50)])
 def test_extremes_follow_marchenko_pastur(m, n, a, b):
-    cond = kron_conditioning(KroneckerDictionary.from_seed(m, n, a, b, seed=3))
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # one SVD of 2000×500: threaded BLAS on a busy 2-core machine is 100× slower
+        cond = kron_conditioning(KroneckerDictionary.from_seed(m, n, a, b, seed=3))
     mp = mp_prediction(m, n, a, b)
     # At these sizes the extreme eigenvalues sit inside the asymptotic edges by a few per cent
     # (finite-size bias and Tracy–Widom fluctuations, O(p^(-2/3)) times edge-dependent constants;
