@@ -233,7 +233,6 @@ def verdict_text(table: pd.DataFrame, tv: dict) -> str:
     return "\n".join(lines)
 
 
-
 def main(argv=None) -> int:
     parser = study_parser(NAME, __doc__.split("\n")[0])
     parser.add_argument("--runs", type=Path, default=RUNS / "minilm",

@@ -26,7 +26,7 @@ interval — an estimate of a probability — beside the condition that does gua
 recovery of every s-sparse vector by BP and OMP, μ < 1/(2s − 1) (Donoho & Elad 2003;
 Tropp 2004), and the largest s it certifies.
 
-Run:  python studies/cosa_fig4.py            (≈ 2 min)
+Run:  python studies/cosa_fig4.py            (≈ 5 min on 2 busy cores)
       python studies/cosa_fig4.py --quick
 Writes <out>/cosa_fig4.{png,csv,md} (figures/ with --update-figures).
 """

@@ -32,7 +32,7 @@ training seeds.
 Checkpoints read: ``studies/runs/{full,lora-r8}`` and, when the campaign commits full checkpoints there,
 ``studies/runs/minilm/{full,lora-r8}-s{S}`` (the md lists which ones were found).
 
-Run:  python studies/cosa_sparsity_premise.py            (≈ 2 min)
+Run:  python studies/cosa_sparsity_premise.py            (≈ 5 min on 2 busy cores)
       python studies/cosa_sparsity_premise.py --quick    (≈ 20 s: 30 null draws, 2 ρ values, 6 LoRA layers)
 Writes <out>/cosa_sparsity_premise.{png,csv,md} (figures/ with --update-figures).
 """
@@ -213,7 +213,6 @@ def verdict_text(energy: pd.DataFrame, verdicts: pd.DataFrame) -> str:
                  "the equal-norm Gaussian null on rank says only that ΔW itself is low-rank; sparsity *in Ψ* is the "
                  "premise, and the same-spectrum null isolates it.")
     return "\n".join(lines)
-
 
 
 def main(argv=None) -> int:

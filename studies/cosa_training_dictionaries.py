@@ -24,7 +24,7 @@ dictionaries then serve all 36 MiniLM layers: one draw decides every q, k, v, o 
 Descriptive study: brackets are certified, counts say how many layers are certified above or below
 δ_s = 0.5; no test against chance is needed for a certified statement about given matrices.
 
-Run:  python studies/cosa_training_dictionaries.py            (≈ 3 min on 2 cores)
+Run:  python studies/cosa_training_dictionaries.py            (≈ 6 min on 2 busy cores)
       python studies/cosa_training_dictionaries.py --quick    (layer 0 only, s = 5, 10)
 Writes <out>/cosa_training_dictionaries.{png,csv,md} (figures/ with --update-figures).
 """
@@ -159,7 +159,6 @@ def verdict(cond: pd.DataFrame, brackets: pd.DataFrame) -> str:
                      f"{len(ref)} layers: whatever one draw's κ and δ_s are, every layer of that shape has them; per-layer "
                      "draws spread that risk over independent dictionaries (the rows above).")
     return "\n".join(lines)
-
 
 
 def main(argv=None) -> int:

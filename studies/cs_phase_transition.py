@@ -25,7 +25,7 @@ consecutive levels have no success the remaining levels are *not run* (blank; ph
 are monotone in practice, not by proof).  The summary statistic is s₅₀, the largest s with a
 success rate ≥ 50 % among the levels run.  An *estimate* over 10 trials per cell.
 
-Run:  python studies/cs_phase_transition.py            (≈ 5 min on 2 cores)
+Run:  python studies/cs_phase_transition.py            (≈ 14 min on 2 busy cores)
       python studies/cs_phase_transition.py --quick    (≈ 30 s: 3 trials, m = n ∈ {6, 12})
 Writes <out>/cs_phase_transition.{png,csv,md} (figures/ with --update-figures).
 """

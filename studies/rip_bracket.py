@@ -18,7 +18,7 @@ Then the `cosa` scale convention (isometry up to c = mn/ab, and the raw, unscale
 constant), the `llm` preset, and a Theorem 4.1 check on sizes small enough to
 enumerate δ_s(Ψ) exactly.
 
-Run:  python studies/rip_bracket.py            (≈ 5 min on 2 cores)
+Run:  python studies/rip_bracket.py            (≈ 14 min on 2 busy cores; faster with a faster bracket)
       python studies/rip_bracket.py --quick    (≈ 1 min: 2 dictionaries, no llm)
 Writes <out>/rip_bracket.{png,csv,md} (figures/ with --update-figures).
 """
