@@ -157,7 +157,7 @@ def _orthonormal_range(x: np.ndarray) -> np.ndarray:
 
 
 def range_energy(delta_w, left, right) -> float:
-    """‖P_L·ΔW·P_R‖_F² / ‖ΔW‖_F²: the fraction of ΔW's energy inside range(Ψ), Ψ = Rᵀ⊗L.
+    """‖P_L·ΔW·P_R‖_F² / ‖ΔW‖_F²: the fraction of ΔW's energy inside range(Ψ), Ψ = Rᵀ⊗L (CoSA eq. 7).
 
     range(Ψ) = {L·Y·R} is the set of matrices whose columns lie in col(L) and rows in
     row(R); the orthogonal projection onto it is ΔW ↦ P_L·ΔW·P_R with P_L = Q_L Q_Lᵀ,
@@ -178,7 +178,7 @@ def range_energy(delta_w, left, right) -> float:
 def ls_core(delta_w, left, right) -> np.ndarray:
     """The least-squares core Y* = L⁺·ΔW·R⁺ (a×b), the minimum-norm minimiser of ‖L·Y·R − ΔW‖_F.
 
-    vec(Y*) = (Rᵀ⊗L)⁺ vec(ΔW) because (Rᵀ⊗L)⁺ = (Rᵀ)⁺⊗L⁺ = (R⁺)ᵀ⊗L⁺ (pseudo-inverses
+    In CoSA's synthesis form (eq. 7, x = Ψα): vec(Y*) = (Rᵀ⊗L)⁺ vec(ΔW) because (Rᵀ⊗L)⁺ = (Rᵀ)⁺⊗L⁺ = (R⁺)ᵀ⊗L⁺ (pseudo-inverses
     commute with ⊗), and L·Y*·R = P_L·ΔW·P_R is the projection onto range(Ψ).
     """
     dw = check_matrix("delta_w", delta_w)

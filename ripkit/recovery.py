@@ -12,9 +12,8 @@ against an i.i.d. Gaussian dictionary with the same number of rows.
   min 1ᵀ(u + v) s.t. [Φ, −Φ]·[u; v] = x, solved by ``scipy.optimize.linprog`` (HiGHS).
 
 OMP needs scikit-learn (in the ``test`` extra).  Both expect a dense Φ (small cases: the
-caller bounds its size) and work best with
-unit-norm columns; :func:`unit_columns` rescales and returns the norms so that the
-recovered coefficients can be mapped back.
+caller bounds its size) and work best with unit-norm columns; :func:`unit_columns`
+rescales and returns the norms so that the recovered coefficients can be mapped back.
 """
 from __future__ import annotations
 
