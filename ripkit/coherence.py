@@ -17,6 +17,10 @@ single column its pairs do not exist and μ(A⊗B) is the other factor's μ. ∎
 
 For Ψ = Rᵀ⊗L this gives μ(Ψ) = max(μ(L), μ(Rᵀ)) from the a×a and b×b Gram
 factors: O(m·a² + n·b²) time, O(a² + b²) memory.
+
+Coherence of a *random* dictionary is a random variable: :func:`coherence_draws` gives
+μ over many independent draws and :func:`coherence_probability` the probability that it
+falls below a threshold (CoSA B.2 checks μ < 1/√s_max on unstated draws).
 """
 from __future__ import annotations
 
@@ -24,9 +28,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ripkit._checks import check_matrix, check_positive_int
+from scipy.stats import binomtest
 
-__all__ = ["Coherence", "mutual_coherence", "gram_coherence", "kron_coherence", "recovery_condition"]
+from ripkit._checks import check_matrix, check_positive_int
+from ripkit.kron import KroneckerDictionary
+
+__all__ = ["Coherence", "mutual_coherence", "gram_coherence", "kron_coherence", "recovery_condition",
+           "max_guaranteed_sparsity", "coherence_draws", "coherence_probability"]
 
 
 @dataclass(frozen=True)
@@ -98,3 +106,47 @@ def recovery_condition(mu: float, s: int) -> dict:
     t_sqrt, t_exact = 1.0 / np.sqrt(s), 1.0 / (2 * s - 1)
     return {"s": s, "mu": float(mu), "threshold_sqrt": t_sqrt, "holds_sqrt": bool(mu < t_sqrt),
             "threshold_exact": t_exact, "holds_exact": bool(mu < t_exact)}
+
+
+def max_guaranteed_sparsity(mu: float) -> int:
+    """The largest s with μ < 1/(2s − 1) (exact recovery of every s-sparse vector by BP and OMP).
+
+    μ < 1/(2s−1) ⇔ s < (1 + 1/μ)/2 (Donoho & Elad 2003; Tropp 2004, "Greed is good"); 0 if even s = 1
+    fails (μ ≥ 1).  μ = 0 (orthogonal columns) raises: every s would qualify.
+    """
+    if not np.isfinite(mu) or mu <= 0:
+        raise ValueError(f"mu={mu} must be a finite number > 0")
+    bound = (1.0 + 1.0 / mu) / 2.0
+    s = int(np.ceil(bound)) - 1
+    return max(s, 0)
+
+
+def coherence_draws(m: int, n: int, a: int, b: int, *, draws: int, seed=0, kind: str = "gaussian") -> np.ndarray:
+    """μ(Ψ) of ``draws`` independent dictionaries; draw t is ``SeedSequence(seed, spawn_key=(t, 0))``.
+
+    These are exactly the dictionaries of ``ripkit.rip.trial_dictionary(m, n, a, b, seed, t)``
+    (so the first trials match ``rip_trials``).  μ is invariant to the scale convention and to
+    column normalisation (it is a max of normalised inner products), so one convention serves all.
+    """
+    for name, v in (("m", m), ("n", n), ("a", a), ("b", b), ("draws", draws)):
+        check_positive_int(name, v)
+    out = np.empty(draws)
+    for t in range(draws):
+        d = KroneckerDictionary.from_seed(m, n, a, b, np.random.SeedSequence(seed, spawn_key=(t, 0)), kind=kind)
+        out[t] = kron_coherence(d).mu
+    return out
+
+
+def coherence_probability(mus, threshold: float, *, level: float = 0.95) -> dict:
+    """P(μ < threshold) estimated from independent draws, with its exact Clopper–Pearson interval.
+
+    An *estimate* (a binomial proportion over the draws), labelled as such: returns
+    ``{'below', 'draws', 'p_below', 'ci_low', 'ci_high', 'threshold'}``.
+    """
+    mus = np.asarray(mus, dtype=np.float64).ravel()
+    if mus.size == 0 or not np.all(np.isfinite(mus)):
+        raise ValueError("mus must be a non-empty array of finite coherences")
+    below = int(np.count_nonzero(mus < threshold))
+    ci = binomtest(below, mus.size).proportion_ci(confidence_level=level, method="exact")
+    return {"threshold": float(threshold), "draws": int(mus.size), "below": below,
+            "p_below": below / mus.size, "ci_low": float(ci.low), "ci_high": float(ci.high)}

@@ -23,6 +23,8 @@ from studies._common import output_dir  # noqa: E402
 STUDIES = [
     # CoSA (issue: reproduce CoSA's appendix)
     "rip_bracket", "cosa_table4", "cosa_fig4", "cosa_params_memory", "cosa_trained_core", "cosa_ab_sweep",
+    # CoSA theory checks the papers invite (issue 15)
+    "cosa_conditioning", "rip_scaling", "cs_phase_transition", "cosa_sparsity_premise", "cosa_training_dictionaries",
     # CPS-LoRA
     "cps_prop2", "cps_reconstruction", "cps_partition_strategies", "cps_spectra", "cps_granularity",
     "cps_heatmaps",

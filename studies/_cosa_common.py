@@ -16,9 +16,9 @@ from ripkit._atomic import atomic_write_text
 from ripkit.plot import save_figure
 
 try:
-    from studies._common import FIGURES, command_line, study_parser
+    from studies._common import FIGURES, ROOT, command_line, study_parser
 except ModuleNotFoundError:  # run as a file
-    from _common import FIGURES, command_line, study_parser
+    from _common import FIGURES, ROOT, command_line, study_parser
 
 
 
@@ -30,6 +30,14 @@ def md_table(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
         if pd.api.types.is_integer_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
             df[col] = df[col].astype(str)
     return df.to_markdown(index=False, floatfmt=floatfmt)
+
+
+def repo_relative(path) -> str:
+    """``path`` relative to the repository when it lies inside it (an md must not name this machine)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def pm(mean: float, std: float, digits: int = 3) -> str:

@@ -157,7 +157,17 @@ def verdict(pub: pd.DataFrame, minilm: pd.DataFrame | None = None) -> str:
         f"- **Frozen projections.** Kept per layer as dense buffers, CoSA's L and R of 8B would hold "
         f"{r8.cosa_frozen_LR_elements / 1e9:.2f}G elements, far more than the trainable core; they are not trained "
         f"(no optimizer state), but unless they are shared across layers or generated on the fly they occupy "
-        f"{r8.cosa_frozen_LR_elements * 2 / 1e9:.1f} GB in bf16, device memory the paper's figure does not show.")
+        f"{r8.cosa_frozen_LR_elements * 2 / 1e9:.1f} GB in bf16, device memory the paper's figure does not show. "
+        "The reference implementation (nobodyknowsme1/anonymous-submission, `peft/src/peft/tuners/lora/layer.py`) "
+        "does keep them per layer, as frozen `nn.Parameter`s (lines 1193–1194), drawn at the `cosa` scale "
+        "(`L_std = 1 / math.sqrt(compression_a)`, `R_std = 1 / math.sqrt(compression_b)`, lines 1178–1179) — yet its "
+        "seed `(self._experiment_seed or 42) + hash(f\"{layer_id}_L\") % 10000` (lines 1249, 1269; `_experiment_seed` "
+        "is the config's `compression_seed`) uses a `layer_id` built "
+        "from the class name `CoSALinear`, the base layer's type and the adapter name unless `_layer_name` is set "
+        "(`_get_layer_identifier`, lines 1233–1238), and nothing in that repository sets `_layer_name`: every layer "
+        "with the same output size holds the same L and every layer with the same input size the same R, so one "
+        "copy per shape would do. Python's `hash` of a string is salted per process, so these L, R are not "
+        "reproducible across processes unless `PYTHONHASHSEED` is fixed (only `lora_Y` is saved).")
     if minilm is not None and len(minilm):
         big = minilm[minilm.config == str({"a": A_COSA, "b": B_COSA})].iloc[0]
         small = minilm[minilm.config == str({"r": R_LORA})].iloc[0]

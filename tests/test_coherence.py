@@ -2,6 +2,7 @@ import itertools
 
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose
 from hypothesis import given, settings, strategies as st
 
 from ripkit.coherence import gram_coherence, kron_coherence, mutual_coherence, recovery_condition
@@ -60,3 +61,36 @@ def test_errors():
         recovery_condition(-1, 3)
     with pytest.raises(ValueError, match="s=0 must be >= 1"):
         recovery_condition(0.1, 0)
+
+
+# ---- coherence of random dictionaries, as a probability ----------------------------------------
+def test_coherence_draws_are_the_trial_dictionaries():
+    from ripkit.coherence import coherence_draws
+    from ripkit.rip import trial_dictionary
+
+    mus = coherence_draws(40, 30, 8, 4, draws=3, seed=5)
+    for t, mu in enumerate(mus):
+        d = trial_dictionary(40, 30, 8, 4, 5, t)
+        assert mu == kron_coherence(d).mu
+        assert_allclose(mu, mutual_coherence(d.to_dense()).mu, rtol=1e-12)
+
+
+def test_coherence_probability_counts_and_exact_interval():
+    from scipy.stats import binomtest
+
+    from ripkit.coherence import coherence_probability
+
+    res = coherence_probability([0.1, 0.2, 0.3, 0.25], 0.22)
+    assert (res["below"], res["draws"], res["p_below"]) == (2, 4, 0.5)
+    ci = binomtest(2, 4).proportion_ci(method="exact")
+    assert_allclose([res["ci_low"], res["ci_high"]], [ci.low, ci.high])
+    with pytest.raises(ValueError, match="non-empty"):
+        coherence_probability([], 0.2)
+
+
+@pytest.mark.parametrize("mu", [0.9, 0.5, 1 / 3, 0.2, 0.163, 0.026, 1.0, 1.5])
+def test_max_guaranteed_sparsity_by_brute_force(mu):
+    from ripkit.coherence import max_guaranteed_sparsity
+
+    expected = max([s for s in range(1, 100) if mu < 1 / (2 * s - 1)], default=0)
+    assert max_guaranteed_sparsity(mu) == expected

@@ -13,41 +13,72 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from studies import cosa_ab_sweep, cosa_fig4, cosa_params_memory, cosa_table4, cosa_trained_core  # noqa: E402
-from ripkit.rip import PRESETS, rip_trials  # noqa: E402
+from ripkit.rip import PRESETS  # noqa: E402
 
 
 # ---- cosa_table4 ---------------------------------------------------------------------------
-def test_table4_rows_match_rip_trials_and_paper():
+def test_table4_estimates_match_a_dense_recomputation():
+    from ripkit.rip import sample_sparse_vectors, trial_dictionary
+
+    draws = cosa_table4.estimates("extreme", trials=2, n_samples=50, seed=3, jobs=1)
     p = PRESETS["extreme"]
-    res = rip_trials(p.m, p.n, p.a, p.b, sparsity=(5, 10, 20), n_samples=60, trials=2, seed=3,
-                     estimators=("percentile", "support", "bracket"), budget_seconds=0.05)
-    within = cosa_table4.within_spread(p, 3, 2, 60)  # raises inside preset_rows if samples differ
-    rows = cosa_table4.preset_rows("extreme", res, within)
-    assert [r["s"] for r in rows] == [5, 10, 20]
-    for r in rows:
-        assert r["paper_mean"] == cosa_table4.PAPER_TABLE4["extreme"][r["s"]][0]
-        assert r["bracket_lower_min"] <= r["bracket_upper_max"]
-        assert r["support_lower_mean"] <= r["bracket_upper_mean"] + 1e-12
+    for t in range(2):
+        d = trial_dictionary(p.m, p.n, p.a, p.b, 3, t)
+        smp = sample_sparse_vectors(p.a * p.b, 5, 50, np.random.SeedSequence(3, spawn_key=(t, 1, 5)))
+        ratios = []
+        for sup, val in zip(smp.supports, smp.values):  # ‖L·Y·R‖² / ‖Y‖² by plain matrix products
+            y = np.zeros(p.a * p.b)
+            y[sup] = val
+            y = y.reshape(p.a, p.b, order="F")
+            ratios.append(np.sum((d.left @ y @ d.right) ** 2) / np.sum(y ** 2))
+        dev = np.abs(np.array(ratios) - 1)
+        row = draws[(draws.trial == t) & (draws.s == 5)].iloc[0]
+        assert_allclose(row.delta, np.percentile(dev, 95), rtol=1e-10)
+        assert_allclose(row.abs_dev_std, dev.std(ddof=1), rtol=1e-10)
+
+
+def test_table4_judge_cell_rule():
     import pandas as pd
 
-    table = pd.DataFrame(rows)
-    assert "RIP constant itself" in cosa_table4.verdict(table)
-    assert cosa_table4.plot(table) is not None
+    paper = cosa_table4.PAPER_TABLE4["moderate"][10][0]  # 0.149
+    vals = np.linspace(0.10, 0.12, 19)
+    cell = pd.DataFrame({"trial": range(19), "delta": vals, "abs_dev_std": 0.03})
+    row = cosa_table4.judge_cell("moderate", 10, cell)
+    assert_allclose(row["p_two_sided"], 2 / 20)  # above all 19 draws: 2·(1 + 0)/(1 + 19)
+    assert_allclose(row["z"], (paper - vals.mean()) / vals.std(ddof=1))
+    assert row["reproduces"]  # 0.1 ≥ 0.05: 19 dictionaries cannot reject two-sided
+    many = pd.DataFrame({"trial": range(99), "delta": np.linspace(0.10, 0.12, 99), "abs_dev_std": 0.03})
+    row = cosa_table4.judge_cell("moderate", 10, many)
+    assert_allclose(row["p_two_sided"], 2 / 100) and not row["reproduces"]
+    table = pd.DataFrame([row, cosa_table4.judge_cell("moderate", 5, many.assign(delta=many.delta + 0.06))])
+    text = cosa_table4.verdict(table)
+    assert "1 of 2 cells reproduce" in text and "within-sample spread" in text
 
 
 # ---- cosa_fig4 -----------------------------------------------------------------------------
 def test_fig4_measure_and_implied_constants(tmp_path):
-    table = cosa_fig4.measure(trials=2, n_samples=40, seed=0)
-    assert len(table) == 12 and (table.theory_C1 > 0).all()
+    table, per_trial = cosa_fig4.measure(trials=2, n_samples=40, seed=0, per_trial=True)
+    assert len(table) == 12 and (table.theory_C1 > 0).all() and len(per_trial) == 24
     consts = cosa_fig4.implied_constants(table)
     row = consts[(consts.reading == "m=mn (rows of Ψ), n=ab") & (consts.group == "128–512×")
                  & (consts.empirical == "paper Table 4")].iloc[0]
     # From the paper's own Table 4: C ≈ 2.5 reproduces its stated 0.23–0.91 at both ends.
     assert_allclose([row.C_for_paper_min, row.C_for_paper_max], [2.50, 2.52], atol=0.01)
     assert row.one_C_fits
-    text = cosa_fig4.verdict(table, consts)
-    assert "contradict" in text and "1/(2s−1)" in text
-    cosa_fig4.plot(table)
+    kfit = cosa_fig4.fitted_k(table)
+    # K = C/√m: the same number as C at m = mn divided by √(mn)
+    k_high = kfit[(kfit.group == "128–512×") & (kfit.end == "high")].K.iloc[0]
+    assert_allclose(k_high * np.sqrt(512 * 256), row.C_for_paper_max, rtol=1e-12)
+    cvals = cosa_fig4.implied_c(0.007, 0.006, 0.008)
+    assert_allclose(cvals.set_index("reading").loc["m = min(m, n)", "C"], 0.007 * 16)
+    k_d = cosa_fig4.k_over_dictionaries(per_trial)
+    assert k_d.shape == (2,) and (k_d > 0).all()
+    coh, mus = cosa_fig4.coherence_table(draws=30, seed=0)
+    assert_allclose(coh.set_index("preset").loc["extreme", "p_below_sqrt20"],
+                    np.mean(mus["extreme"] < 1 / np.sqrt(20)))
+    text = cosa_fig4.verdict(table, consts, kfit, k_d, cvals, coh)
+    assert "contradict" in text and "1/(2s−1)" in text and "C/√m" in text
+    cosa_fig4.plot(table, coh)
 
 
 # ---- cosa_params_memory ----------------------------------------------------------------------
