@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["MODELS", "DATASETS", "LABEL_NAMES", "SPLIT_SEED", "SMOLLM2_FILE", "TextSplit", "ModelSource",
-           "model_source", "model_path", "load_model", "weights_hash", "gguf_summary", "rotten_tomatoes_path",
+           "model_source", "model_path", "load_model", "weights_hash", "gguf_quantization", "gguf_tensor_types", "rotten_tomatoes_path",
            "load_rotten_tomatoes", "trec_path", "load_trec", "load_dataset", "dataset_source"]
 
 MODELS = ("minilm", "smollm2")
@@ -121,17 +121,27 @@ def _update(h, path: Path) -> None:
             h.update(chunk)
 
 
-def gguf_summary(path: Path) -> dict:
-    """Architecture and tensor types of a GGUF file: what transformers dequantised from."""
+def gguf_quantization(path: Path) -> str:
+    """The quantisation a GGUF file's name states (``*.Q4_1.gguf`` → ``Q4_1``), or 'unknown'.
+
+    Read from the name because reading it from the file means parsing all of its metadata
+    (the whole vocabulary), which costs as much as loading the model.  SmolLM2's file is
+    checked against its contents in the tests (``gguf_tensor_types``).
+    """
+    import re
+
+    match = re.search(r"[.\-_]((?:I?Q\d\w*)|F16|BF16|F32)\.gguf$", Path(path).name, flags=re.IGNORECASE)
+    return match.group(1).upper() if match else "unknown"
+
+
+def gguf_tensor_types(path: Path) -> dict[str, int]:
+    """How many tensors of each type a GGUF file holds (slow: parses the whole file with ``gguf``)."""
     import gguf
 
-    reader = gguf.GGUFReader(str(path))
     types: dict[str, int] = {}
-    for t in reader.tensors:
+    for t in gguf.GGUFReader(str(path)).tensors:
         types[t.tensor_type.name] = types.get(t.tensor_type.name, 0) + 1
-    field = reader.fields.get("general.architecture")
-    arch = bytes(field.parts[field.data[0]]).decode() if field is not None else None
-    return {"architecture": arch, "tensor_types": dict(sorted(types.items()))}
+    return dict(sorted(types.items()))
 
 
 # ---- data sets ---------------------------------------------------------------------------------

@@ -144,7 +144,7 @@ class ParameterReport:
         return self.trainable / self.total if self.total else 0.0
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "fraction": self.fraction}
+        return {**asdict(self), "head_modules": list(self.head_modules), "fraction": self.fraction}
 
     def __str__(self) -> str:
         heads = f" trainable: {', '.join(self.head_modules)}" if self.head_modules else ""

@@ -122,7 +122,9 @@ def check_args(args, *, check_model: bool = True) -> Path | None:
                              "add --resume to continue it, or choose another --out")
         return None
     if found is None:
-        raise UsageError(f"--resume: no complete saved state in {out}")
+        finished = " (the run there is finished; --keep-state keeps the last state)" if (
+            out / "ripkit_adapter.json").is_file() else ""
+        raise UsageError(f"--resume: no complete saved state in {out}{finished}")
     recorded = json.loads((found / st.STATE_JSON).read_text()).get("settings")
     if recorded is None:
         print(f"ripkit.train: {found} records no settings (older trainer); --resume cannot check them",

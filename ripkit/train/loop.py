@@ -212,11 +212,12 @@ def run(args, *, model_factory=None, data=None) -> dict:
         idx = torch.from_numpy(batch_indices(step, len(train), args.batch_size, args.seed))
         for g in optimizer.param_groups:
             g["lr"] = get_lr(step, total, args.lr, args.warmup)
-        denominator = task.denominator(train.labels[idx])  # the whole batch's, shared by its micro-batches
+        batch = train.rows(idx)
+        denominator = task.denominator(batch.labels)  # the whole batch's, shared by its micro-batches
         optimizer.zero_grad(set_to_none=True)
         loss_value, tokens = 0.0, 0
-        for micro in torch.chunk(idx, args.grad_accum):
-            ids, mask, labels = trim(train.input_ids[micro], train.attention_mask[micro], train.labels[micro])
+        for micro in torch.chunk(torch.arange(len(idx)), args.grad_accum):
+            ids, mask, labels = trim(batch.input_ids[micro], batch.attention_mask[micro], batch.labels[micro])
             with autocast_context(autocast):
                 logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits  # (B, C) or (B, T, V)
             loss = task.loss(logits, labels.to(device), denominator)

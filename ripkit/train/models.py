@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ripkit.adapters.inject import HEADS, find_head, match_targets
-from ripkit.data import ModelSource, gguf_summary
+from ripkit.data import ModelSource, gguf_quantization
 
 __all__ = ["ENCODER_TYPES", "check_task", "load_pretrained", "default_head", "full_delta_names"]
 
@@ -71,7 +71,7 @@ def load_pretrained(source: ModelSource, task: str = "classify", *, num_labels: 
     """(model, tokenizer, info) for ``task`` ('classify' or 'lm'), float32 weights, offline.
 
     A GGUF file is dequantised by transformers (``from_pretrained(folder, gguf_file=...)``);
-    ``info`` records that and the file's tensor types.  A new classification head is
+    ``info`` records that and the quantisation the file's name states.  A new classification head is
     initialised from torch's global RNG, so seed it first.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -97,9 +97,10 @@ def load_pretrained(source: ModelSource, task: str = "classify", *, num_labels: 
     info = {"class": type(model).__name__, "model_type": model.config.model_type,
             "weights_dtype": "float32", "pad_token": tokenizer.pad_token}
     if source.gguf_file:
-        info["gguf"] = {"file": source.gguf_file, **gguf_summary(source.path),
-                        "dequantized": "weights dequantised to float32 by transformers from the GGUF file's "
-                                       "quantised tensors (4-bit where tensor_types says Q4_*)"}
+        quant = gguf_quantization(source.path)
+        info["gguf"] = {"file": source.gguf_file, "quantization": quant,
+                        "dequantized": f"weights dequantised to float32 by transformers from the GGUF file's "
+                                       f"{quant} tensors" + (" (4-bit)" if quant.startswith(("Q4", "IQ4")) else "")}
     return model, tokenizer, info
 
 

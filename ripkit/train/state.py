@@ -79,33 +79,30 @@ def save_state(out: Path, step: int, model, optimizer, method: str, info: dict) 
 
     from ripkit.adapters.io import save_adapter
 
+    # No clean-up on error, on purpose: an exception leaves the disk as a kill would, and
+    # ``remove_states`` sweeps leftover temporary folders after the next complete save.
     out = Path(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".state-{step:08d}{TMP_MARK}", dir=out))
-    try:
-        if method == "full":
-            save_file({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()},
-                      str(tmp / "model.safetensors"))
-        else:
-            save_adapter(model, tmp / "adapter")
-        sd = optimizer.state_dict()
-        tensors = {f"state.{i}.{k}": v.detach().cpu().contiguous() for i, st in sd["state"].items()
-                   for k, v in st.items()}
-        tensors["rng.torch"] = torch.get_rng_state()
-        if torch.cuda.is_available():
-            tensors["rng.cuda"] = torch.stack(torch.cuda.get_rng_state_all())
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
-        hashes = {str(p.relative_to(tmp)): _sha256(p) for p in _files(tmp)}
-        (tmp / STATE_JSON).write_text(json.dumps({**info, "param_groups": sd["param_groups"],
-                                                  "files": hashes}, indent=1))
-        _fsync_tree(tmp)
-        final = out / f"state-{step:08d}"
-        if final.exists():  # the same step saved again (a resumed run): move the old copy aside first
-            os.rename(final, tempfile.mkdtemp(prefix=f".old-state{TMP_MARK}", dir=out))
-        os.rename(tmp, final)
-        fsync_dir(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    if method == "full":
+        save_file({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()},
+                  str(tmp / "model.safetensors"))
+    else:
+        save_adapter(model, tmp / "adapter")
+    sd = optimizer.state_dict()
+    tensors = {f"state.{i}.{k}": v.detach().cpu().contiguous() for i, s in sd["state"].items() for k, v in s.items()}
+    tensors["rng.torch"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        tensors["rng.cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    hashes = {str(p.relative_to(tmp)): _sha256(p) for p in _files(tmp)}
+    (tmp / STATE_JSON).write_text(json.dumps({**info, "param_groups": sd["param_groups"], "files": hashes},
+                                             indent=1))
+    _fsync_tree(tmp)
+    final = out / f"state-{step:08d}"
+    if final.exists():  # the same step saved again (a resumed run): move the old copy aside first
+        os.rename(final, tempfile.mkdtemp(prefix=f".old-state{TMP_MARK}", dir=out))
+    os.rename(tmp, final)  # the commit point: atomic within one folder
+    fsync_dir(out)
     remove_states(out, keep=final)
     return final
 
