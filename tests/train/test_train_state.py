@@ -26,6 +26,18 @@ def train(out, *extra):
     return run(args, model_factory=tiny_bert, data=synthetic_data())
 
 
+def assert_same_adapter(a, b) -> None:
+    want, got = (load_file(str(d / "adapter_model.safetensors")) for d in (a, b))
+    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+
+
+def crash_at(monkeypatch, crash, out) -> None:
+    with monkeypatch.context() as m:
+        crash(m)
+        with pytest.raises(Crash):
+            train(out)
+
+
 def writing_step_4(path) -> bool:
     return any(part.startswith(".state-00000004") for part in str(path).split("/"))
 
@@ -68,34 +80,26 @@ def crash_before_old_state_is_removed(monkeypatch):
 def test_crash_during_a_state_write_is_resumable(tmp_path, monkeypatch, crash, survivor):
     train(tmp_path / "straight")
     out = tmp_path / "crashed"
-    with monkeypatch.context() as m:
-        crash(m)
-        with pytest.raises(Crash):
-            train(out)
+    crash_at(monkeypatch, crash, out)
     assert st.find_state(out).name == f"state-{survivor:08d}"
     with open(out / "log.csv") as fh:
         assert [int(r["step"]) for r in csv.DictReader(fh)] == list(range(5))  # complete rows only
     train(out, "--resume")
-    want, got = (load_file(str(d / "adapter_model.safetensors")) for d in (tmp_path / "straight", out))
-    assert want.keys() == got.keys() and all(torch.equal(want[k], got[k]) for k in want)
+    assert_same_adapter(tmp_path / "straight", out)
     assert [p.name for p in out.iterdir() if p.name.startswith((".", "state"))] == []  # leftovers swept
 
 
 def test_a_damaged_newest_state_is_skipped(tmp_path, monkeypatch, capsys):
     train(tmp_path / "straight")
     out = tmp_path / "run"
-    with monkeypatch.context() as m:
-        crash_before_old_state_is_removed(m)
-        with pytest.raises(Crash):
-            train(out)
+    crash_at(monkeypatch, crash_before_old_state_is_removed, out)
     data = bytearray((out / "state-00000004" / "optimizer.safetensors").read_bytes())
     data[-1] ^= 0xFF  # a flipped bit in the newest state
     (out / "state-00000004" / "optimizer.safetensors").write_bytes(bytes(data))
     assert st.find_state(out).name == "state-00000002"
     assert "state-00000004 is incomplete or damaged" in capsys.readouterr().err
     train(out, "--resume")
-    want, got = (load_file(str(d / "adapter_model.safetensors")) for d in (tmp_path / "straight", out))
-    assert all(torch.equal(want[k], got[k]) for k in want)
+    assert_same_adapter(tmp_path / "straight", out)
 
 
 def test_state_records_hashes_and_settings(tmp_path):
@@ -119,6 +123,5 @@ def test_legacy_state_folder_is_resumed(tmp_path):
     (legacy / "state.json").write_text(json.dumps(info))
     assert st.find_state(out) == legacy
     train(out, "--resume")
-    want, got = (load_file(str(d / "adapter_model.safetensors")) for d in (tmp_path / "straight", out))
-    assert all(torch.equal(want[k], got[k]) for k in want)
+    assert_same_adapter(tmp_path / "straight", out)
     assert not legacy.exists()
