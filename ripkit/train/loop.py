@@ -34,9 +34,13 @@ from ripkit._cli import UsageError
 from ripkit.adapters import adapter_modules, inject, parameter_report
 from ripkit.adapters.inject import default_targets, match_targets
 from ripkit.adapters.io import apply_adapter, save_adapter
+from ripkit.adapters.to_peft import export_peft
+from ripkit.data import LABEL_NAMES, model_source, weights_hash
 from ripkit.train import state as st
 from ripkit.train.cli import check_args
-from ripkit.train.tasks import TASKS, Encoded, autocast_context, trim
+from ripkit.train.models import default_head, full_delta_names, load_pretrained
+from ripkit.train.summary import layer_summary, summary_csv
+from ripkit.train.tasks import TASKS, Encoded, autocast_context, load_task_data, trim
 
 __all__ = ["LOG_FIELDS", "get_lr", "batch_indices", "peak_memory_mb", "run"]
 
@@ -138,12 +142,8 @@ def run(args, *, model_factory=None, data=None) -> dict:
     torch.manual_seed(args.seed)  # a new classification head is initialised from the global RNG
 
     # ---- 2. model and data --------------------------------------------------------------------
-    answers, model_info = None, {"name": "custom"}
+    answers = None
     if model_factory is None:
-        from ripkit.data import LABEL_NAMES, model_source, weights_hash
-        from ripkit.train.models import load_pretrained
-        from ripkit.train.tasks import load_task_data
-
         source = model_source(args.model)
         model, tokenizer, model_info = load_pretrained(source, args.task, num_labels=len(LABEL_NAMES[args.data]))
         train, evalset, data_info, answers = load_task_data(args.task, args.data, tokenizer, args.max_length,
@@ -151,6 +151,7 @@ def run(args, *, model_factory=None, data=None) -> dict:
         base_hash, model_name = weights_hash(args.model), args.model
     else:
         model, base_hash, model_name = model_factory(), None, "custom"
+        model_info = {"class": type(model).__name__}
         (tr_ids, tr_mask, tr_y), (ev_ids, ev_mask, ev_y), data_info = data
         train, evalset = Encoded(tr_ids, tr_mask, tr_y, tr_y), Encoded(ev_ids, ev_mask, ev_y, ev_y)
     per_epoch = len(train) // args.batch_size
@@ -158,8 +159,6 @@ def run(args, *, model_factory=None, data=None) -> dict:
         raise UsageError(f"--batch-size {args.batch_size} exceeds the {len(train)} training examples")
 
     # ---- 3. adapters (or a resumed run's adapters) --------------------------------------------
-    from ripkit.train.models import default_head, full_delta_names
-
     targets = tuple(t for t in args.targets.split(",") if t) if args.targets else default_targets(model)
     _check_layers(model, targets, args)
     head = tuple(h for h in args.head.split(",") if h) if args.head else default_head(model, args.task)
@@ -275,14 +274,10 @@ def run(args, *, model_factory=None, data=None) -> dict:
         "parameters": report.to_dict(), "device": str(device), "torch_version": torch.__version__,
         "ripkit_version": ripkit.__version__,
     }
-    from ripkit.train.summary import layer_summary, summary_csv
-
     deltas = {n: model.get_submodule(n).weight.detach() - w0[n] for n in full_names} if args.method == "full" else None
     save_adapter(model, out, metadata=meta, full_deltas=deltas)
     atomic_write_text(out / "layers.csv", summary_csv(layer_summary(model, deltas)))
     if args.method in PEFT_METHODS:
-        from ripkit.adapters.to_peft import export_peft
-
         export_peft(model, out / "peft", base_model=model_name)
     if not args.keep_state:
         st.remove_states(out)

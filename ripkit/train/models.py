@@ -92,6 +92,7 @@ def load_pretrained(source: ModelSource, task: str = "classify", *, num_labels: 
         if fill is None:
             raise ValueError(f"--model {source.name}: the tokenizer has no pad, eos or unk token to pad with")
         tokenizer.pad_token = fill
+    tokenizer.padding_side = "right"  # the tasks pad on the right and trim all-padding columns there
     if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tokenizer.pad_token_id  # decoder classifiers find the last token by it
     info = {"class": type(model).__name__, "model_type": model.config.model_type,

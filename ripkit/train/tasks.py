@@ -184,13 +184,13 @@ def _evaluate_lm(model, data: Encoded, device, autocast=None, answers=None, batc
         ids, mask, labels = trim(data.input_ids[s:s + batch_size], data.attention_mask[s:s + batch_size],
                                  data.labels[s:s + batch_size])
         with autocast_context(autocast):
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-        logits = logits.float().cpu()
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()  # (B, T, V)
+        labels = labels.to(device)
         exact += int(exact_match(logits, labels).sum())
         if choices is not None:
             at = (labels[:, 1:] != IGNORE).int().argmax(1)  # position predicting the first answer token
-            pick = logits[torch.arange(len(at)), at][:, choices].argmax(-1)
-            chosen += int((pick == data.classes[s:s + batch_size]).sum())
+            pick = logits[torch.arange(len(at), device=device), at][:, choices.to(device)].argmax(-1)
+            chosen += int((pick.cpu() == data.classes[s:s + batch_size]).sum())
     model.train(was_training)
     return {"accuracy": exact / len(data), "choice_accuracy": chosen / len(data) if choices is not None else None}
 
