@@ -184,12 +184,13 @@ def run(args, *, model_factory=None, data=None) -> dict:
     if resume_from is not None:
         info = st.load_state(resume_from, model, optimizer, args.method)
         start, baseline, train_time = info["step"], info["baseline_accuracy"], info["train_time_s"]
+        baseline_choice = info.get("baseline_choice_accuracy")
         with open(log_path, newline="") as fh:  # drop rows written after the saved state
             rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= start]
     else:
         start, train_time = 0, 0.0
         scores = task.evaluate(model, evalset, device, autocast, answers)
-        baseline = scores["accuracy"]
+        baseline, baseline_choice = scores["accuracy"], scores.get("choice_accuracy")
         rows = [{"step": 0, "epoch": 0, "eval_accuracy": baseline,
                  **({"eval_choice_accuracy": scores["choice_accuracy"]} if "choice_accuracy" in scores else {})}]
     _write_log(log_path, rows)
@@ -200,7 +201,7 @@ def run(args, *, model_factory=None, data=None) -> dict:
     from tqdm import tqdm
 
     bar = tqdm(range(start, total), initial=start, total=total, disable=args.quiet, file=sys.stderr)
-    accuracy = None
+    accuracy = choice = None
     for step in bar:
         t0 = time.perf_counter()
         if args.method == "cps-lora" and step > 0 and step % every_rep == 0:
@@ -237,14 +238,14 @@ def run(args, *, model_factory=None, data=None) -> dict:
             scores = task.evaluate(model, evalset, device, autocast, answers)
             accuracy = row["eval_accuracy"] = scores["accuracy"]
             if "choice_accuracy" in scores:
-                row["eval_choice_accuracy"] = scores["choice_accuracy"]
+                choice = row["eval_choice_accuracy"] = scores["choice_accuracy"]
         rows.append(row)
         _write_log(log_path, rows)
         bar.set_postfix(loss=f"{row['loss']:.3f}", acc=accuracy)
         if done % args.ckpt_every == 0 or done == total or done == args.stop_after:
             st.save_state(out, done, model, optimizer, args.method,
                           {"step": done, "baseline_accuracy": baseline, "train_time_s": train_time,
-                           "settings": st.settings(args)})
+                           "baseline_choice_accuracy": baseline_choice, "settings": st.settings(args)})
         if done == args.stop_after and done < total:
             bar.close()
             return {"stopped_at": done}
@@ -252,7 +253,8 @@ def run(args, *, model_factory=None, data=None) -> dict:
 
     # ---- 6. outputs ---------------------------------------------------------------------------
     if accuracy is None:
-        accuracy = task.evaluate(model, evalset, device, autocast, answers)["accuracy"]
+        scores = task.evaluate(model, evalset, device, autocast, answers)
+        accuracy, choice = scores["accuracy"], scores.get("choice_accuracy")
     times = [float(r["step_time_s"]) for r in rows if r.get("step_time_s") not in (None, "")]
     speeds = [float(r["tokens_per_s"]) for r in rows if r.get("tokens_per_s") not in (None, "")]
     meta = {
@@ -270,7 +272,9 @@ def run(args, *, model_factory=None, data=None) -> dict:
                     "peak_mem_mb": round(peak_memory_mb(device), 1),
                     "peak_mem": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "CPU peak RSS",
                     "mean_tokens_per_s": round(float(np.mean(speeds)), 1) if speeds else None,
-                    "score": task.score},
+                    "score": task.score,
+                    **({"baseline_choice_accuracy": baseline_choice, "final_choice_accuracy": choice}
+                       if args.task == "lm" else {})},
         "parameters": report.to_dict(), "device": str(device), "torch_version": torch.__version__,
         "ripkit_version": ripkit.__version__,
     }

@@ -67,6 +67,7 @@ def test_trec_lm_and_choice_accuracy(tiny_llama_dir, tmp_path):
     with open(tmp_path / "log.csv") as fh:
         first = next(csv.DictReader(fh))
     assert 0 <= float(first["eval_choice_accuracy"]) <= 1
+    assert meta["metrics"]["baseline_choice_accuracy"] == float(first["eval_choice_accuracy"])
 
 
 def test_answer_only_loss_mask(smollm2_tokenizer):
