@@ -15,7 +15,8 @@ only, never to a copy of W (CPS-LoRA appendix K.2):
 y = W x + (ΔW' x[π_c])[π_r⁻¹].  ``repartition`` follows CPS-LoRA
 Algorithm 1 lines 4–8: merge ΔW into the frozen weight, derive new
 permutations from the factorised ΔW (appendix E) and re-initialise the factors.
-The ``random`` repartitioner is the paper's control (CPS-LoRA Table 5, "random"):
+The ``random`` repartitioner is the paper's control (CPS-LoRA Table 5, "Random
+Partitioning + Epoch-wise Merging", and the "Epoch-wise merging" paragraph after it):
 the same merge and re-initialisation, with the partition step replaced by a random
 balanced partition drawn from ``SeedSequence([layer seed, repartition number])``, so
 every layer and every repartition gets its own, reproducible permutations.

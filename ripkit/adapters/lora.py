@@ -4,11 +4,11 @@ Orientation follows peft and torch: ``lora_A`` is (r, n) = (r, in), ``lora_B``
 is (m, r) = (out, r), so ΔW = scaling · lora_B @ lora_A has the shape of
 ``nn.Linear.weight``.
 
-PiSSA (Meng et al. 2024, the CoSA paper's second baseline, CoSA section 5.1) starts
-from the top-r singular triplets of the frozen weight, W₀ = U S Vᵀ:
-A₀ = diag(√(S_r/s))·V_rᵀ, B₀ = U_r·diag(√(S_r/s)) (s = scaling), and moves them out of
-the frozen weight, W_res = W₀ − s·B₀A₀, so the layer's function is unchanged at
-init (peft ``LoraLayer.pissa_init``, same arithmetic).  What the adapter adds to
+PiSSA (Meng et al. 2024; a baseline of the CoSA paper, its Tables 1–3 and "Baselines,
+Models and Benchmarks") starts from the top-r singular triplets of the frozen weight,
+W₀ = U S Vᵀ: A₀ = diag(√(S_r/s))·V_rᵀ, B₀ = U_r·diag(√(S_r/s)) (s = scaling), and moves
+them out of the frozen weight, W_res = W₀ − s·B₀A₀, so the layer's function is unchanged
+at init (peft ``LoraLayer.pissa_init``, same arithmetic).  What the adapter adds to
 the *original* W₀ is then s·(B·A − B₀·A₀).
 """
 from __future__ import annotations

@@ -18,6 +18,7 @@ rounding.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import resource
@@ -115,8 +116,7 @@ def _check_layers(model, targets, args) -> None:
 
 
 def _write_log(path: Path, rows: list[dict]) -> None:
-    import io
-
+    """The whole log, rewritten atomically (a crash leaves the previous complete log)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, LOG_FIELDS, lineterminator="\r\n")  # csv's default line ending, as before
     writer.writeheader()
@@ -278,7 +278,8 @@ def run(args, *, model_factory=None, data=None) -> dict:
         "parameters": report.to_dict(), "device": str(device), "torch_version": torch.__version__,
         "ripkit_version": ripkit.__version__,
     }
-    deltas = {n: model.get_submodule(n).weight.detach() - w0[n] for n in full_names} if args.method == "full" else None
+    deltas = ({n: model.get_submodule(n).weight.detach() - w0[n].to(device) for n in full_names}
+              if args.method == "full" else None)  # w0 was copied before the model moved to the device
     save_adapter(model, out, metadata=meta, full_deltas=deltas)
     atomic_write_text(out / "layers.csv", summary_csv(layer_summary(model, deltas)))
     if args.method in PEFT_METHODS:
