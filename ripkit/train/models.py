@@ -83,8 +83,11 @@ def load_pretrained(source: ModelSource, task: str = "classify", *, num_labels: 
     auto = getattr(transformers, TASKS[task].auto_class)
     if task == "classify":
         kwargs["num_labels"] = num_labels
+    # float32 master weights whatever the checkpoint stores (the keyword is `torch_dtype` before 4.56)
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    kwargs["dtype" if (major, minor) >= (4, 56) else "torch_dtype"] = torch.float32
     with _quiet_transformers():
-        model = auto.from_pretrained(str(source.folder), dtype=torch.float32, **kwargs)
+        model = auto.from_pretrained(str(source.folder), **kwargs)
         tokenizer = transformers.AutoTokenizer.from_pretrained(
             str(source.folder), **({"gguf_file": source.gguf_file} if source.gguf_file else {}))
     if tokenizer.pad_token is None:  # batches of more than one row need a pad token

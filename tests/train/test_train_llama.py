@@ -148,3 +148,22 @@ def test_real_smollm2_loads_and_trains_one_step(smollm2_tokenizer, tmp_path):
     assert meta["base_model"] == "smollm2" and len(meta["base_model_hash"]) == 64
     assert meta["model"]["gguf"]["quantization"] == "Q4_1" and "(4-bit)" in meta["model"]["gguf"]["dequantized"]
     assert len(meta["layers"]) == 30 * 7 and meta["model"]["class"] == "LlamaForCausalLM"
+
+
+def test_pad_token_is_set_when_missing(smollm2_tokenizer, tmp_path):
+    """A decoder without a pad token (tokenizer and config): classification batches of 4 still work."""
+    import copy
+
+    folder = tmp_path / "no-pad"
+    tok = copy.deepcopy(smollm2_tokenizer)
+    tok.pad_token = None
+    model = build_tiny_llama(smollm2_tokenizer)
+    model.config.pad_token_id = None
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    assert json.loads((folder / "config.json").read_text()).get("pad_token_id") is None
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(str(folder)).pad_token is None
+    meta = train(folder, tmp_path / "run", "classify", "lora")
+    assert meta["model"]["pad_token"] == smollm2_tokenizer.eos_token
