@@ -83,6 +83,9 @@ def save_state(out: Path, step: int, model, optimizer, method: str, info: dict) 
     # ``remove_states`` sweeps leftover temporary folders after the next complete save.
     out = Path(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".state-{step:08d}{TMP_MARK}", dir=out))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would hide the state from the run's other readers
     if method == "full":
         save_file({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()},
                   str(tmp / "model.safetensors"))

@@ -28,6 +28,8 @@ from _models import tiny_bert  # noqa: E402
 #: log columns and metadata fields that measure the machine, not the run
 VOLATILE_LOG = {"step_time_s", "peak_mem_mb"}
 VOLATILE_META = {"train_time_s", "mean_step_time_s", "peak_mem_mb", "ripkit_version", "torch_version"}
+#: fields of the checkpoint *file format* (``ripkit.formats`` owns them: version 2 adds hashes), not of the run
+FORMAT_META = {"format_version", "integrity"}
 
 TINY = ["--steps", "12", "--batch-size", "8", "--eval-every", "4", "--ckpt-every", "5", "--lr", "1e-2",
         "--quiet", "--threads", "1", "--targets", "query,value,intermediate.dense"]
@@ -82,6 +84,13 @@ def _strip(meta):
     if isinstance(meta, dict):
         return {k: _strip(v) for k, v in meta.items() if k not in VOLATILE_META}
     return meta
+
+
+def comparable(record: dict) -> dict:
+    """A recorded or new case without the file-format fields (compared: tensors, log, run metadata)."""
+    if "meta" in record:
+        return {**record, "meta": {k: v for k, v in record["meta"].items() if k not in FORMAT_META}}
+    return {k: comparable(v) for k, v in record.items()}
 
 
 def outputs(folder: Path) -> dict:
