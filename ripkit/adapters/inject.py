@@ -19,8 +19,8 @@ METHODS = ("cosa", "lora", "pissa", "block-lora", "cps-lora", "full")
 # all attention and FFN linear layers of a BERT encoder layer
 DEFAULT_TARGETS = ("attention.self.query", "attention.self.key", "attention.self.value",
                    "attention.output.dense", "intermediate.dense", "output.dense")
-# the seven projections of a Llama-style decoder layer (Llama, Mistral, Qwen2/3, SmolLM2, ...):
-# the CoSA paper's NLG targets (section 5.3) and CPS-LoRA's (section 4.1)
+# the seven projections of a Llama-style decoder layer (Llama, Mistral, Qwen2/3, SmolLM2, ...), the
+# target_modules of the CoSA reference README's Llama example (CPS-LoRA's figures show Q, K, V, O)
 LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 #: default targets per ``config.model_type``; other models: the first set all of whose names occur
 TARGETS_BY_ARCH = {"bert": DEFAULT_TARGETS, "llama": LLAMA_TARGETS, "mistral": LLAMA_TARGETS,
