@@ -283,7 +283,8 @@ def run(args, *, model_factory=None, data=None) -> dict:
     save_adapter(model, out, metadata=meta, full_deltas=deltas)
     atomic_write_text(out / "layers.csv", summary_csv(layer_summary(model, deltas)))
     if args.method in PEFT_METHODS:
-        export_peft(model, out / "peft", base_model=model_name)
+        local = model_factory is None and source.gguf_file is None and model_name not in ("minilm",)
+        export_peft(model, out / "peft", base_model=str(source.folder) if local else None)  # a loadable path only
     if not args.keep_state:
         st.remove_states(out)
     print(f"{args.method}: accuracy {baseline:.4f} → {accuracy:.4f} in {train_time:.0f} s; wrote {out}",
