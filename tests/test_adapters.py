@@ -95,7 +95,7 @@ def test_contiguous_block_lora_equals_peft_gralora():
     torch.testing.assert_close(mod.delta_weight(), ref.get_delta_weight("default"), rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("partitioner", ["cosine", "spectral", "balance"])
+@pytest.mark.parametrize("partitioner", ["cosine", "spectral", "balance", "random"])
 def test_repartition_keeps_function_and_merges(partitioner):
     model = tiny_bert()
     inject(model, method="cps-lora", r=4, k=2, base_seed=1)
@@ -166,3 +166,130 @@ def test_projection_buffers_follow_base_dtype():
 def test_adapters_refuse_non_linear_base(make):
     with pytest.raises(TypeError, match="base must be an nn.Linear, got Conv1d"):
         make(nn.Conv1d(3, 3, 1))
+
+
+# ---- PiSSA, the random repartitioner, exact factorisations, default targets, io, peft export ----
+def test_pissa_init_equals_peft_pissa(x):
+    """A₀, B₀ and W_res against peft's own ``init_lora_weights='pissa'`` on the same layer."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    holder = nn.Sequential(nn.Linear(12, 10))
+    w0 = holder[0].weight.detach().clone()
+    ref = get_peft_model(copy.deepcopy(holder), LoraConfig(r=4, lora_alpha=8, target_modules=["0"],
+                                                           init_lora_weights="pissa")).base_model.model[0]
+    mod = LoRALinear(copy.deepcopy(holder[0]), 4, alpha=8, init="pissa")
+    torch.testing.assert_close(mod.lora_A, ref.lora_A["default"].weight, rtol=0, atol=0)
+    torch.testing.assert_close(mod.lora_B, ref.lora_B["default"].weight, rtol=0, atol=0)
+    torch.testing.assert_close(mod.base.weight, ref.base_layer.weight, rtol=0, atol=0)
+    torch.testing.assert_close(mod(x), x @ w0.T + holder[0].bias, rtol=1e-5, atol=1e-6)  # function kept
+    assert torch.all(mod.delta_weight() == 0)
+    randomize_(mod)
+    want = mod.scaling * (mod.lora_B @ mod.lora_A - mod.lora_B0 @ mod.lora_A0)
+    torch.testing.assert_close(mod.delta_weight(), want)
+    torch.testing.assert_close(mod.base.weight + mod.scaling * mod.lora_B @ mod.lora_A, w0 + mod.delta_weight(),
+                               rtol=1e-5, atol=1e-6)  # W_res + s·BA = W₀ + ΔW
+    assert mod.adapter_meta()["init"] == "pissa" and set(mod.adapter_tensors()) == {
+        "lora_A", "lora_B", "lora_A0", "lora_B0"}
+
+
+@pytest.mark.parametrize("make", [lambda b: LoRALinear(b, 3, alpha=6, seed=1),
+                                  lambda b: LoRALinear(b, 3, alpha=6, init="pissa"),
+                                  lambda b: BlockLoRALinear(b, 4, 2, partition="random", alpha=2, seed=3),
+                                  lambda b: BlockLoRALinear(b, 4, 2, partition="clustered", seed=3)])
+def test_delta_factors_multiply_to_delta_weight(make):
+    mod = make(nn.Linear(12, 10))
+    randomize_(mod)
+    if getattr(mod, "kind", None) == "clustered":
+        mod.repartition("random")
+        randomize_(mod, seed=4)
+    b, a = mod.delta_factors()
+    torch.testing.assert_close(b @ a, mod.delta_weight(), rtol=1e-5, atol=1e-6)
+
+
+def test_random_repartitioner_is_seeded_per_layer_and_repartition():
+    def run(seed):
+        model = tiny_bert()
+        inject(model, method="cps-lora", r=4, k=2, base_seed=seed, partitioner="random")
+        perms = {}
+        for rep in range(2):
+            for name, mod in adapter_modules(model).items():
+                randomize_(mod, seed=rep)
+                mod.repartition()  # the layer's own partitioner
+                perms[name, rep] = (mod.row_perm.tolist(), mod.col_perm.tolist())
+        return model, perms
+
+    model, perms = run(0)
+    assert perms == run(0)[1]  # reproducible
+    assert perms != run(1)[1]  # a different base seed, different partitions
+    names = list(adapter_modules(model))
+    same_shape = [n for n in names if adapter_modules(model)[n].shape == adapter_modules(model)[names[0]].shape]
+    assert len({str(perms[n, 0]) for n in same_shape}) == len(same_shape)  # per layer
+    assert all(perms[n, 0] != perms[n, 1] for n in names)  # per repartition
+    meta = adapter_modules(model)[names[0]].adapter_meta()
+    assert meta["partitioner"] == "random" and meta["n_repartitions"] == 2
+
+
+def test_default_targets_by_architecture():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ripkit.adapters.inject import DEFAULT_TARGETS, LLAMA_TARGETS, default_targets, find_head
+
+    assert default_targets(tiny_bert()) == DEFAULT_TARGETS and find_head(tiny_bert()) == ("classifier",)
+    llama = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                         num_key_value_heads=1, intermediate_size=32))
+    assert default_targets(llama) == LLAMA_TARGETS and find_head(llama) == ()
+    llama.config.model_type = "something-new"  # falls back to the module names
+    assert default_targets(llama) == LLAMA_TARGETS
+    with pytest.raises(ValueError, match="no default targets"):
+        default_targets(nn.Sequential(nn.Linear(3, 3)))
+
+
+@pytest.mark.parametrize("method,config", [("pissa", {"r": 4, "alpha": 2}),
+                                           ("cps-lora", {"r": 4, "k": 2, "partitioner": "random"})])
+def test_io_round_trip_onto_the_original_base(tmp_path, method, config):
+    from ripkit.adapters.io import apply_adapter, save_adapter
+
+    model = tiny_bert()
+    inject(model, method=method, base_seed=5, **config)
+    for mod in adapter_modules(model).values():
+        randomize_(mod)
+        if method == "cps-lora":
+            mod.repartition()
+            randomize_(mod, seed=2)
+    save_adapter(model, tmp_path, metadata={"method": method})
+    fresh = tiny_bert()
+    meta = apply_adapter(fresh, tmp_path)
+    ids = torch.randint(0, 60, (2, 6), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(fresh(input_ids=ids).logits, model(input_ids=ids).logits, rtol=0, atol=1e-6)
+    for name, mod in adapter_modules(fresh).items():
+        assert torch.equal(mod.base.weight, adapter_modules(model)[name].base.weight)  # same W_res / merges
+    if method == "cps-lora":
+        assert all(l["partitioner"] == "random" for l in meta["layers"].values())
+
+
+def test_peft_export_with_layers_of_different_rank(tmp_path):
+    """Layers with other (r, alpha) are padded with zeros and have their scaling folded in: still exact."""
+    from peft import PeftModel
+
+    from ripkit.adapters.to_peft import export_peft
+
+    model = tiny_bert()
+    inject(model, targets=["query", "value"], method="lora", r=4, alpha=8, base_seed=1)
+    layer = model.bert.encoder.layer[0].attention.self
+    layer.value = LoRALinear(layer.value.base, 2, alpha=1, seed=3)
+    for mod in adapter_modules(model).values():
+        randomize_(mod)
+    export_peft(model, tmp_path)
+    cfg = __import__("json").loads((tmp_path / "adapter_config.json").read_text())
+    assert cfg["r"] == 4 and cfg["lora_alpha"] == 4 and cfg["modules_to_save"] == ["classifier"]
+    base = tiny_bert()
+    randomize_(base.classifier, seed=9)  # the exported head must replace this one
+    peft_model = PeftModel.from_pretrained(base, str(tmp_path)).eval()
+    ids = torch.randint(0, 60, (2, 6), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(peft_model(input_ids=ids).logits, model(input_ids=ids).logits, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="no peft LoRA form"):
+        m = tiny_bert()
+        inject(m, method="cosa", a=4, b=4)
+        export_peft(m, tmp_path / "cosa")

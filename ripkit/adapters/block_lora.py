@@ -15,6 +15,11 @@ only, never to a copy of W (CPS-LoRA appendix K.2):
 y = W x + (ΔW' x[π_c])[π_r⁻¹].  ``repartition`` follows CPS-LoRA
 Algorithm 1 lines 4–8: merge ΔW into the frozen weight, derive new
 permutations from the factorised ΔW (appendix E) and re-initialise the factors.
+The ``random`` repartitioner is the paper's control (CPS-LoRA Table 5, "Random
+Partitioning + Epoch-wise Merging", and the "Epoch-wise merging" paragraph after it):
+the same merge and re-initialisation, with the partition step replaced by a random
+balanced partition drawn from ``SeedSequence([layer seed, repartition number])``, so
+every layer and every repartition gets its own, reproducible permutations.
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ from ripkit.adapters.lora import check_linear, kaiming_uniform_
 __all__ = ["BlockLoRALinear", "PARTITIONS", "REPARTITIONERS"]
 
 PARTITIONS = ("contiguous", "random", "clustered")
-REPARTITIONERS = ("spectral", "cosine", "balance")
+REPARTITIONERS = ("spectral", "cosine", "balance", "random")
 
 
 def _sizes(cuts) -> list[int]:
@@ -63,23 +68,29 @@ class BlockLoRALinear(nn.Module):
         scaling = alpha / r; ``None`` means scaling 1.
     seed : int
         Seed of the random partition and of the Kaiming init of A.
+    partitioner : {'spectral', 'cosine', 'balance', 'random'}, default=None
+        The rule ``repartition()`` uses when called without one (clustered layers only);
+        recorded in the checkpoint.
     """
 
     method = "block-lora"
 
     def __init__(self, base: nn.Linear, r: int, k: int, *, partition: str = "contiguous",
-                 alpha: float | None = None, seed: int = 0):
+                 alpha: float | None = None, seed: int = 0, partitioner: str | None = None):
         super().__init__()
         check_linear(base)
         check_positive_int("r", r)
         check_positive_int("k", k)
         check_choice("partition", partition, PARTITIONS)
+        if partitioner is not None:
+            check_choice("partitioner", partitioner, REPARTITIONERS)
         m, n = base.out_features, base.in_features
         if r % k:
             raise ValueError(f"r={r} must be divisible by k={k} (per-block rank r/k)")
         if k > min(m, n):
             raise ValueError(f"k={k} must be <= min(out, in)={min(m, n)}")
         self.base, self.r, self.k, self.kind, self.seed = base, r, k, partition, int(seed)
+        self.partitioner = partitioner
         self.alpha = float(r if alpha is None else alpha)
         self.scaling = self.alpha / r
         self.n_repartitions = 0
@@ -149,6 +160,12 @@ class BlockLoRALinear(nn.Module):
         inv_col = torch.argsort(self.col_perm)
         return self.scaling * big_b[self.inverse_row_perm], big_a[:, inv_col]
 
+    def delta_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B', A') with B'·A' = ``delta_weight()``: merged updates then the current blocks, rank
+        ``merged rank + k·r``, scaling folded in (an exact plain-LoRA factorisation)."""
+        fa, fb = self.block_factors()
+        return torch.cat([self.merged_A, fa], dim=1), torch.cat([self.merged_B, fb], dim=0)
+
     def block_delta_weight(self) -> torch.Tensor:
         """scaling · ΔW of the current blocks in original coordinates, (m, n)."""
         fa, fb = self.block_factors()
@@ -159,16 +176,19 @@ class BlockLoRALinear(nn.Module):
         return self.merged_A @ self.merged_B + self.block_delta_weight()
 
     @torch.no_grad()
-    def repartition(self, partitioner: str = "cosine", *, seed: int | None = None):
+    def repartition(self, partitioner: str | None = None, *, seed: int | None = None):
         """CPS-LoRA Algorithm 1, lines 4–8, without permuting W (appendix K.2).
 
         1. merge the current ΔW into the frozen base weight (recorded in ``merged_A``/``merged_B``);
-        2. derive (π_r, π_c) and cuts from the factorised ΔW with ``ripkit.partition``;
+        2. derive (π_r, π_c) and cuts from the factorised ΔW with ``ripkit.partition``
+           ('random': a random balanced partition from SeedSequence([layer seed, repartition
+           number]), the paper's control; ``seed`` is used by 'spectral' only);
         3. re-initialise A (Kaiming) and B (zero), so the layer's function is unchanged.
         Returns the new ``Partition``.  Reset the optimizer state of A and B afterwards.
         """
         from ripkit import partition as P
 
+        partitioner = partitioner or self.partitioner or "cosine"
         check_choice("partitioner", partitioner, REPARTITIONERS)
         if self.kind != "clustered":
             raise ValueError(f"repartition() needs partition='clustered', this layer is {self.kind!r}")
@@ -176,12 +196,15 @@ class BlockLoRALinear(nn.Module):
         # 1. merge
         self.merge_factors(fa, fb)
         # 2. new permutations from the factorised ΔW
-        fn = {"spectral": P.spectral_bicluster, "cosine": P.cosine_sort, "balance": P.balance_sort}[partitioner]
+        self.partitioner = partitioner
         factors = (fa.detach().double().cpu().numpy(), fb.detach().double().cpu().numpy())
-        if partitioner == "spectral":
-            part = fn(factors, self.k, seed=int(self.seed if seed is None else seed) % (2**32))
+        if partitioner == "random":
+            part = P.random_partition(factors, self.k,
+                                      seed=np.random.SeedSequence([self.seed, self.n_repartitions + 1]))
+        elif partitioner == "spectral":
+            part = P.spectral_bicluster(factors, self.k, seed=int(self.seed if seed is None else seed) % (2**32))
         else:
-            part = fn(factors, self.k)
+            part = {"cosine": P.cosine_sort, "balance": P.balance_sort}[partitioner](factors, self.k)
         self.set_partition(part)
         # 3. re-initialise
         self.n_repartitions += 1
@@ -204,7 +227,8 @@ class BlockLoRALinear(nn.Module):
         return {"method": self.method, "shape": list(self.shape), "r": self.r, "k": self.k,
                 "partition": self.kind, "alpha": self.alpha, "scaling": self.scaling,
                 "seed": self.seed, "row_cuts": list(self.row_cuts), "col_cuts": list(self.col_cuts),
-                "n_repartitions": self.n_repartitions, "merge_rank": self.k * self.r}
+                "n_repartitions": self.n_repartitions, "merge_rank": self.k * self.r,
+                **({"partitioner": self.partitioner} if self.kind == "clustered" and self.partitioner else {})}
 
     def extra_repr(self) -> str:
         return f"r={self.r}, k={self.k}, partition={self.kind!r}, alpha={self.alpha}"

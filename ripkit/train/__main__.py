@@ -1,0 +1,5 @@
+import sys
+
+from ripkit.train.cli import main
+
+sys.exit(main())
