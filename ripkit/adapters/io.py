@@ -16,12 +16,11 @@ Per-layer fields (``adapter_meta()`` of each adapter):
   merge_rank, and for CPS-LoRA the ``partitioner``; tensors lora_A, lora_B, row_perm,
   col_perm, merged_A, merged_B.
 
-All file writing goes through :func:`_write_checkpoint` (atomic: temporary file in the
-same folder, fsync, ``os.replace``), all reading through :func:`_read_checkpoint`.
+All file writing goes through :func:`_write_checkpoint` (``ripkit.formats.write_ripkit``: hashed,
+atomic), all reading through :func:`_read_checkpoint` (``ripkit.formats``: verified).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -30,60 +29,29 @@ import numpy as np
 import torch
 from torch import nn
 
-import ripkit
-from ripkit._atomic import atomic_path, atomic_write_text
+from ripkit.formats import ADAPTER_FILE, META_FILE, CheckpointError, write_ripkit
+from ripkit.formats.ripkit_format import read_checked
 
-__all__ = ["ADAPTER_FILE", "META_FILE", "FORMAT", "save_adapter", "apply_adapter"]
-
-ADAPTER_FILE = "adapter_model.safetensors"
-META_FILE = "ripkit_adapter.json"
-FORMAT = "ripkit-adapter"
+__all__ = ["ADAPTER_FILE", "META_FILE", "save_adapter", "apply_adapter"]
 
 
 def _write_checkpoint(folder: Path, tensors: Mapping[str, torch.Tensor], meta: dict) -> Path:
-    """Write ``tensors`` and ``meta`` into ``folder``, each file atomically, the JSON last.
+    """Write ``tensors`` and ``meta`` into ``folder`` through ``ripkit.formats.write_ripkit``.
 
-    The one place ripkit checkpoints are written (the metadata file names what the
-    tensors are, so it goes last: a crash in between leaves the previous metadata).
+    The one place ripkit checkpoints are written: format 2, SHA-256 of every tensor and of the
+    metadata, each file atomic and the JSON last (it names what the tensors are, so a crash in
+    between leaves the previous metadata); nothing the reader would refuse is written.
     """
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder / ADAPTER_FILE) as tmp:
-        save_file(dict(tensors), str(tmp), metadata={"format": "pt"})
-    atomic_write_text(folder / META_FILE, json.dumps(meta, indent=1, sort_keys=True))
-    return folder
-
-
-def _error(message: str) -> Exception:
-    """``ripkit.checkpoints.CheckpointError`` (a ``ValueError``), imported late: checkpoints re-exports this module."""
-    from ripkit.checkpoints import CheckpointError
-
-    return CheckpointError(message)
+    return write_ripkit(Path(folder), tensors, meta)
 
 
 def _read_checkpoint(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(metadata, tensors) of a ripkit checkpoint folder; ``CheckpointError`` naming the file if unusable."""
-    from safetensors.torch import load_file
-
+    """(metadata, tensors) of a ripkit checkpoint folder, every check of ``ripkit.formats`` done
+    (hashes, shapes, dtypes, finiteness, permutations); ``CheckpointError`` naming the file if unusable."""
     folder = Path(folder)
     folder = folder.parent if folder.is_file() else folder
-    meta_path, tensor_path = folder / META_FILE, folder / ADAPTER_FILE
-    for path in (meta_path, tensor_path):
-        if not path.is_file():
-            raise _error(f"missing {path.name} in {folder}")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise _error(f"{meta_path} is not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or not isinstance(meta.get("layers"), dict):
-        raise _error(f"{meta_path} is not a ripkit adapter description")
-    try:
-        tensors = load_file(str(tensor_path))
-    except Exception as exc:  # safetensors raises its own error type on bad bytes
-        raise _error(f"{tensor_path} is truncated or not a safetensors file ({exc})") from None
-    return meta, tensors
+    meta, arrays = read_checked(folder)
+    return meta, {k: torch.from_numpy(v) for k, v in arrays.items()}
 
 
 def save_adapter(model: nn.Module, path, *, metadata: dict | None = None,
@@ -112,16 +80,14 @@ def save_adapter(model: nn.Module, path, *, metadata: dict | None = None,
                 tensors[f"head.{pname}"] = p
                 head[pname] = list(p.shape)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    meta = {"format": FORMAT, "format_version": 1, "ripkit_version": ripkit.__version__,
-            **(metadata or {}), "layers": layers, "head": head}
-    return _write_checkpoint(Path(path), tensors, meta)
+    return _write_checkpoint(Path(path), tensors, {**(metadata or {}), "layers": layers, "head": head})
 
 
 def _tensor(tensors, key: str, shape: tuple, path) -> torch.Tensor:
     if key not in tensors:
-        raise _error(f"{path}: tensor {key} is missing")
+        raise CheckpointError(f"{path}: tensor {key} is missing")
     if tuple(tensors[key].shape) != tuple(shape):
-        raise _error(f"{path}: tensor {key} has shape {tuple(tensors[key].shape)}, expected {tuple(shape)}")
+        raise CheckpointError(f"{path}: tensor {key} has shape {tuple(tensors[key].shape)}, expected {tuple(shape)}")
     return tensors[key]
 
 
@@ -134,7 +100,7 @@ def _rebuild(base: nn.Linear, name: str, lm: dict, tensors, path) -> nn.Module:
         mod = CoSALinear(base, lm["a"], lm["b"], seed=lm["seed"], scaling=lm["scaling"],
                          scale=lm["scale"], kind=lm.get("kind", "gaussian"))
         if mod.fingerprints != lm["fingerprints"]:
-            raise _error(f"layer {name}: regenerated projections {mod.fingerprints} differ "
+            raise CheckpointError(f"layer {name}: regenerated projections {mod.fingerprints} differ "
                              f"from the recorded {lm['fingerprints']}")
     elif lm["method"] == "lora":
         mod = LoRALinear(base, lm["r"], alpha=lm["alpha"], seed=lm["seed"])
@@ -158,7 +124,7 @@ def _rebuild(base: nn.Linear, name: str, lm: dict, tensors, path) -> nn.Module:
         mod.set_partition(_SimplePartition(t["row_perm"].numpy(), t["col_perm"].numpy(),
                                            tuple(lm["row_cuts"]), tuple(lm["col_cuts"])))
     else:
-        raise _error(f"{path}: layer {name} has method {lm['method']!r}; a 'full' checkpoint holds ΔW "
+        raise CheckpointError(f"{path}: layer {name} has method {lm['method']!r}; a 'full' checkpoint holds ΔW "
                          "of selected layers only (read it with load_adapter())")
     with torch.no_grad():
         for key, param in mod.named_parameters(recurse=False):
@@ -182,9 +148,9 @@ def apply_adapter(model: nn.Module, path) -> dict:
         try:
             base = model.get_submodule(name)
         except AttributeError:
-            raise _error(f"model has no module {name!r} named in {META_FILE}") from None
+            raise CheckpointError(f"model has no module {name!r} named in {META_FILE}") from None
         if not isinstance(base, nn.Linear) or [base.out_features, base.in_features] != list(lm["shape"]):
-            raise _error(f"module {name} is {base!r}, {META_FILE} expects Linear of shape {lm['shape']}")
+            raise CheckpointError(f"module {name} is {base!r}, {META_FILE} expects Linear of shape {lm['shape']}")
         mod = _rebuild(base, name, lm, tensors, path)
         parent, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent) if parent else model, child, mod)
@@ -192,7 +158,7 @@ def apply_adapter(model: nn.Module, path) -> dict:
     with torch.no_grad():
         for pname, shape in meta.get("head", {}).items():
             if pname not in params or tuple(params[pname].shape) != tuple(shape):
-                raise _error(f"head parameter {pname} of the checkpoint does not fit the model")
+                raise CheckpointError(f"head parameter {pname} of the checkpoint does not fit the model")
             params[pname].copy_(_tensor(tensors, f"head.{pname}", tuple(shape), path))
             params[pname].requires_grad_(True)
     return meta
