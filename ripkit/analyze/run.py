@@ -1,0 +1,243 @@
+"""Load an adapter, analyse its layers (in parallel if asked) and summarise them per module type.
+
+``run_analysis`` returns plain Python rows (the command line never imports pandas); ``analyze``
+wraps them in a DataFrame.  Results are identical for every job count and backend: each layer is
+a pure function of its tensors, BLAS runs single-threaded under the spectral part (so its
+reductions cannot change order with the thread count), and the entry statistics are exact
+integer counts and a float64 maximum, whatever the threads.
+"""
+from __future__ import annotations
+
+import math
+import re
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+
+from ripkit._parallel import available_cores, check_backend, parallel_map, resolve_jobs
+from ripkit.analyze.layer import BOOL_COLUMNS, COLUMNS, INT_COLUMNS, TEXT_COLUMNS, Settings, analyze_layer
+
+__all__ = ["Analysis", "run_analysis", "analyze", "summarize_modules", "to_dataframe", "MODULE_COLUMNS"]
+
+#: Columns of the per-module-type summary.  Means over the module type's analysed layers, except
+#: ``condition_number`` (median: one near-singular layer would dominate a mean).
+MODULE_COLUMNS = ("module", "layers", "analysed", "trainable_parameters", "frobenius_norm", "sigma_max",
+                  "stable_rank", "energy_rank", "eber", "numerical_rank", "condition_number", "frac_below_abs",
+                  "frac_below_rel", "core_energy_rank", "core_eber", "core_frac_below_abs")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What one analysis produced: per-layer ``rows`` (keys :data:`~ripkit.analyze.layer.COLUMNS`), the
+    per-module-type summary, one-line ``hints`` for what was missing, and where the time went."""
+
+    source: dict
+    rows: list = field(repr=False)
+    modules: list = field(repr=False)
+    hints: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+    spectra: dict = field(default_factory=dict, repr=False)   # name -> singular values of ΔW (for plots)
+
+
+# ---- per module type ------------------------------------------------------------------------------
+def _finite(values):
+    return [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+
+
+def _median(xs):
+    xs = sorted(xs)
+    mid = len(xs) // 2
+    return xs[mid] if len(xs) % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
+def summarize_modules(rows) -> list[dict]:
+    """One dict per module type (first-seen order), keys :data:`MODULE_COLUMNS`."""
+    rows = rows.to_dict("records") if hasattr(rows, "to_dict") else list(rows)
+    groups: dict[str, list] = {}
+    for row in rows:
+        groups.setdefault(row["module"], []).append(row)
+    out = []
+    for module, group in groups.items():
+        entry = {"module": module, "layers": len(group),
+                 "analysed": sum(_finite([r["frobenius_norm"]]) != [] for r in group),
+                 "trainable_parameters": sum(int(r["trainable_parameters"]) for r in group)}
+        for key in MODULE_COLUMNS[4:]:
+            values = _finite(r[key] for r in group)
+            if key == "condition_number":
+                values = [v for v in values if math.isfinite(v)]
+                entry[key] = _median(values) if values else None
+            else:
+                entry[key] = sum(values) / len(values) if values else None
+        out.append(entry)
+    return out
+
+
+# ---- hints for what was not given -----------------------------------------------------------------
+def _hints(rows) -> list[str]:
+    count = {need: sum(need in (r["missing"] or "").split(",") for r in rows) for need in ("base", "hash_seed", "memory")}
+    hints = []
+    if count["base"]:
+        hints.append(f"{count['base']} layer(s) need the base model's weights for ΔW (their rows say so): pass "
+                     f"--base FOLDER_OR_FILE (Python: base=), a Hugging Face model folder or a .safetensors file")
+    if count["hash_seed"]:
+        hints.append(f"{count['hash_seed']} CoSA-reference layer(s) need the training run's PYTHONHASHSEED to "
+                     f"regenerate L and R: pass --hash-seed N (Python: hash_seed=), with --hash-algorithm siphash13 "
+                     f"if it ran on Python >= 3.11; their core Y statistics are reported")
+    if count["memory"]:
+        hints.append(f"{count['memory']} layer(s) were not analysed: their dense ΔW does not fit in the available "
+                     f"memory (the note column gives the size)")
+    return hints
+
+
+# ---- running ----------------------------------------------------------------------------------------
+def _analyze_layers(layers, settings):
+    from ripkit._entries import single_threaded_blas
+
+    out = []
+    with single_threaded_blas():  # identical bits for every job count (see the module docstring)
+        for layer in layers:
+            out.append(analyze_layer(layer, settings))
+    return out
+
+
+def _analyze_chunk(spec: dict, names: list, settings: Settings):
+    """A worker's share: load only ``names`` (cheap: headers) and analyse them."""
+    from ripkit.formats import load_adapter
+
+    pattern = "^(?:" + "|".join(re.escape(n) for n in names) + ")$"
+    order = {n: i for i, n in enumerate(names)}
+    layers = [layer for layer in load_adapter(**spec, layers=pattern) if layer.name in order]
+    return _analyze_layers(sorted(layers, key=lambda layer: order[layer.name]), settings)
+
+
+def _progress(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="layer", file=sys.stderr, delay=2.0, leave=False,
+                disable=not sys.stderr.isatty())
+
+
+def run_analysis(path, *, base=None, adapter_name=None, hash_seed=None, hash_algorithm="siphash24",
+                 layers=None, verify=True, settings: Settings = Settings(), n_jobs=1, backend="loky",
+                 progress=False) -> Analysis:
+    """Load ``path`` with ``ripkit.formats.load_adapter`` and analyse every layer (see :func:`analyze`)."""
+    from ripkit.formats import load_adapter
+
+    jobs = resolve_jobs(n_jobs)
+    check_backend(backend)
+    t0 = time.perf_counter()
+    spec = dict(path_or_hub_id=path, base=base, adapter_name=adapter_name, hash_seed=hash_seed,
+                hash_algorithm=hash_algorithm, verify=verify)
+    loaded = load_adapter(**spec, layers=layers)
+    t_load = time.perf_counter() - t0
+    # the entry kernel's threads share the cores with the jobs; results do not depend on either
+    settings = Settings(**{**settings.__dict__, "threads": max(1, available_cores() // jobs)})
+    bar = _progress(len(loaded), progress)
+    tick = (lambda res: bar.update(len(res) if isinstance(res, list) else 1)) if bar else None
+    try:
+        if jobs == 1 and backend in ("loky", "threading"):
+            results = []
+            for layer in loaded:
+                results += _analyze_layers([layer], settings)
+                if tick:
+                    tick(1)
+        else:
+            names = [layer.name for layer in loaded]
+            size = max(1, -(-len(names) // (4 * jobs)))  # ~4 chunks per worker balance uneven layers
+            chunks = [names[i:i + size] for i in range(0, len(names), size)]
+            parts = parallel_map(_analyze_chunk, [(spec, c, settings) for c in chunks], n_jobs=jobs,
+                                 backend=backend, on_result=tick)
+            results = [item for part in parts for item in part]
+    finally:
+        if bar is not None:
+            bar.close()
+    rows = [row for row, _, _ in results]
+    seconds = {key: sum(s[key] for _, s, _ in results) for key in ("spectra", "entries")}
+    total = time.perf_counter() - t0
+    timings = {"load_seconds": t_load, "spectra_seconds": seconds["spectra"], "entries_seconds": seconds["entries"],
+               "total_seconds": total,
+               "entries_share": seconds["entries"] / total if total > 0 else None}
+    source = {"path": str(path), "adapter_name": adapter_name, "layers": layers, "n_layers": len(rows),
+              "hash_seed": hash_seed, "hash_algorithm": hash_algorithm,
+              "base": None if base is None else (str(base) if not hasattr(base, "state_dict") else type(base).__name__),
+              "energy": settings.energy, "threshold": settings.threshold, "rel_threshold": settings.rel_threshold,
+              "entries": settings.entries}
+    spectra = {row["name"]: sv for row, _, sv in results if sv is not None}
+    return Analysis(source, rows, summarize_modules(rows), _hints(rows), timings, spectra)
+
+
+def analyze(path, *, base=None, adapter_name: str | None = None, hash_seed: int | None = None,
+            hash_algorithm: str = "siphash24", layers: str | None = None, verify: bool = True,
+            energy: float = 0.95, threshold: float = 1e-4, rel_threshold: float = 1e-3, entries: bool = True,
+            n_jobs: int = 1, backend: str = "loky", progress: bool = False):
+    """The per-layer table of an adapter as a pandas DataFrame (one row per layer, columns
+    :data:`~ripkit.analyze.layer.COLUMNS`).
+
+    Parameters
+    ----------
+    path : str or path
+        A ripkit or peft checkpoint folder (or a file in it), or a hub id ``org/name``.
+    base, adapter_name, hash_seed, hash_algorithm, layers, verify
+        As ``ripkit.formats.load_adapter``: base weights W₀ (folder, .safetensors file or nn.Module),
+        which adapter of a folder, the CoSA reference run's PYTHONHASHSEED and string hash, a regular
+        expression selecting layers, whether to check ripkit checkpoints' tensor hashes.
+    energy : float, default 0.95
+        Energy of the energy rank (CoSA appendix B.3 uses 95 %).
+    threshold, rel_threshold : float, default 1e-4, 1e-3
+        Entry statistics count |ΔW_ij| < threshold and |ΔW_ij| < rel_threshold·RMS(ΔW).
+    entries : bool, default True
+        False skips the O(m·n) entry statistics (their columns are null).
+    n_jobs : int, default 1
+        Layers in parallel (-1: all cores); ``backend`` one of ``ripkit._parallel.BACKENDS``.
+        Same numbers for any value.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``df.attrs`` holds ``source`` (what was analysed), ``modules`` (the per-module-type summary,
+        also :func:`summarize_modules`), ``hints`` (what was missing and how to pass it; also issued as
+        a warning) and ``timings`` (seconds: load, spectra, entries, total).
+
+    Layers whose ΔW needs what was not given keep their row: ``missing`` names it, ``note`` says
+    it in words, and what does not need it (CoSA's core Y, bias updates) is still reported.
+    """
+    settings = _settings(energy, threshold, rel_threshold, entries)
+    result = run_analysis(path, base=base, adapter_name=adapter_name, hash_seed=hash_seed,
+                          hash_algorithm=hash_algorithm, layers=layers, verify=verify, settings=settings,
+                          n_jobs=n_jobs, backend=backend, progress=progress)
+    for hint in result.hints:
+        warnings.warn(hint, UserWarning, stacklevel=2)
+    df = to_dataframe(result.rows)
+    df.attrs.update(source=result.source, modules=result.modules, hints=result.hints, timings=result.timings)
+    return df
+
+
+def to_dataframe(rows):
+    """Rows as a DataFrame with one dtype per column: nullable ``Int64`` / ``boolean`` for counts and
+    flags, float64 (NaN for null) for numbers, object for text."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    for column in COLUMNS:
+        if column in INT_COLUMNS:
+            df[column] = df[column].astype("Int64")
+        elif column in BOOL_COLUMNS:
+            df[column] = df[column].astype("boolean")
+        elif column not in TEXT_COLUMNS:
+            df[column] = df[column].astype("float64")
+    return df
+
+
+def _settings(energy, threshold, rel_threshold, entries) -> Settings:
+    from ripkit._checks import check_fraction
+
+    energy = check_fraction("energy", energy)
+    for name, value in (("threshold", threshold), ("rel_threshold", rel_threshold)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name}={value!r} must be a finite number > 0")
+    if not isinstance(entries, bool):
+        raise TypeError(f"entries must be True or False, got {entries!r}")
+    return Settings(energy=energy, threshold=float(threshold), rel_threshold=float(rel_threshold), entries=entries)
