@@ -137,6 +137,13 @@ def _factor_svd(a: np.ndarray, b: np.ndarray, *, compute_uv: bool):
     return qa @ um, s, (qb @ vmt.T).T
 
 
+def _row_chunks(a: np.ndarray, b: np.ndarray, rows: int | None = None):
+    """Yield ``(start, (A @ B)[start:start+c])`` with c = max(r, 16) rows: memory O(n·r)."""
+    step = rows or max(a.shape[1], 16)
+    for start in range(0, a.shape[0], step):
+        yield start, a[start:start + step] @ b
+
+
 def thin_svd(x):
     """Thin SVD of ΔW, dense or from factors (CPS-LoRA appendix E).
 
