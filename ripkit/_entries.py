@@ -33,7 +33,7 @@ import numpy as np
 
 __all__ = ["EntryStats", "entry_stats", "dense_entry_stats", "single_threaded_blas"]
 
-TILE_ROWS, TILE_COLS = 64, 2048        # a float32 tile of 512 KiB plus its (k, 2048) panel of V stay in L2/L3
+TILE_ROWS, TILE_COLS = 256, 512        # measured best of 8 shapes here; a 512 KiB float32 tile stays in L2
 _U = 2.0 ** -24                        # unit roundoff of float32
 _TINY = 2.0 ** -100                    # below this, float32 bounds are rounded to 0 (conservatively)
 

@@ -15,6 +15,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+from ripkit._entries import single_threaded_blas
 from ripkit._parallel import available_cores, check_backend, parallel_map, resolve_jobs
 from ripkit.analyze.layer import BOOL_COLUMNS, COLUMNS, INT_COLUMNS, TEXT_COLUMNS, Settings, analyze_layer
 
@@ -92,32 +93,47 @@ def _hints(rows) -> list[str]:
 
 # ---- running ----------------------------------------------------------------------------------------
 def _analyze_layers(layers, settings):
-    from ripkit._entries import single_threaded_blas
-
-    out = []
-    with single_threaded_blas():  # identical bits for every job count (see the module docstring)
-        for layer in layers:
-            out.append(analyze_layer(layer, settings))
-    return out
+    return [analyze_layer(layer, settings) for layer in layers]
 
 
 def _analyze_chunk(spec: dict, names: list, settings: Settings):
-    """A worker's share: load only ``names`` (cheap: headers) and analyse them."""
+    """A worker process's share: load only ``names`` (cheap: headers) and analyse them."""
+    from ripkit._entries import single_threaded_blas
     from ripkit.formats import load_adapter
 
     pattern = "^(?:" + "|".join(re.escape(n) for n in names) + ")$"
     order = {n: i for i, n in enumerate(names)}
     layers = [layer for layer in load_adapter(**spec, layers=pattern) if layer.name in order]
-    return _analyze_layers(sorted(layers, key=lambda layer: order[layer.name]), settings)
+    with single_threaded_blas():  # as in run_analysis
+        return _analyze_layers(sorted(layers, key=lambda layer: order[layer.name]), settings)
 
 
 def _progress(total: int, enabled: bool):
-    if not enabled:
+    """A tqdm bar on stderr, only on a terminal, shown once the run has taken 2 s."""
+    if not enabled or not sys.stderr.isatty():
         return None
     from tqdm import tqdm
 
-    return tqdm(total=total, unit="layer", file=sys.stderr, delay=2.0, leave=False,
-                disable=not sys.stderr.isatty())
+    return tqdm(total=total, unit="layer", file=sys.stderr, delay=2.0, leave=False)
+
+
+def _run_layers(loaded, spec, settings, jobs, backend, bar):
+    tick = (lambda res: bar.update(len(res) if isinstance(res, list) else 1)) if bar else None
+    if jobs == 1 and backend in ("loky", "threading"):
+        results = []
+        for layer in loaded:
+            results += _analyze_layers([layer], settings)
+            if tick:
+                tick(1)
+        return results
+    size = max(1, -(-len(loaded) // (4 * jobs)))  # ~4 chunks per worker balance uneven layers
+    chunks = [loaded[i:i + size] for i in range(0, len(loaded), size)]
+    if backend == "threading":  # the loaded records are shared, nothing is re-read
+        tasks, fn = [(chunk, settings) for chunk in chunks], _analyze_layers
+    else:  # processes or a cluster: each worker re-opens the file and reads only its layers
+        tasks, fn = [(spec, [layer.name for layer in chunk], settings) for chunk in chunks], _analyze_chunk
+    parts = parallel_map(fn, tasks, n_jobs=jobs, backend=backend, on_result=tick)
+    return [item for part in parts for item in part]
 
 
 def run_analysis(path, *, base=None, adapter_name=None, hash_seed=None, hash_algorithm="siphash24",
@@ -136,30 +152,20 @@ def run_analysis(path, *, base=None, adapter_name=None, hash_seed=None, hash_alg
     # the entry kernel's threads share the cores with the jobs; results do not depend on either
     settings = Settings(**{**settings.__dict__, "threads": max(1, available_cores() // jobs)})
     bar = _progress(len(loaded), progress)
-    tick = (lambda res: bar.update(len(res) if isinstance(res, list) else 1)) if bar else None
     try:
-        if jobs == 1 and backend in ("loky", "threading"):
-            results = []
-            for layer in loaded:
-                results += _analyze_layers([layer], settings)
-                if tick:
-                    tick(1)
-        else:
-            names = [layer.name for layer in loaded]
-            size = max(1, -(-len(names) // (4 * jobs)))  # ~4 chunks per worker balance uneven layers
-            chunks = [names[i:i + size] for i in range(0, len(names), size)]
-            parts = parallel_map(_analyze_chunk, [(spec, c, settings) for c in chunks], n_jobs=jobs,
-                                 backend=backend, on_result=tick)
-            results = [item for part in parts for item in part]
+        # BLAS on one thread under every layer: its reductions cannot change order with the job count, so the
+        # numbers are bit-identical for every --jobs and backend (the entry kernel has threads of its own)
+        with single_threaded_blas():
+            results = _run_layers(loaded, spec, settings, jobs, backend, bar)
     finally:
         if bar is not None:
             bar.close()
     rows = [row for row, _, _ in results]
     seconds = {key: sum(s[key] for _, s, _ in results) for key in ("spectra", "entries")}
     total = time.perf_counter() - t0
+    work = seconds["spectra"] + seconds["entries"]
     timings = {"load_seconds": t_load, "spectra_seconds": seconds["spectra"], "entries_seconds": seconds["entries"],
-               "total_seconds": total,
-               "entries_share": seconds["entries"] / total if total > 0 else None}
+               "total_seconds": total, "entries_share": seconds["entries"] / work if work > 0 else None}
     source = {"path": str(path), "adapter_name": adapter_name, "layers": layers, "n_layers": len(rows),
               "hash_seed": hash_seed, "hash_algorithm": hash_algorithm,
               "base": None if base is None else (str(base) if not hasattr(base, "state_dict") else type(base).__name__),
@@ -199,7 +205,8 @@ def analyze(path, *, base=None, adapter_name: str | None = None, hash_seed: int 
     pandas.DataFrame
         ``df.attrs`` holds ``source`` (what was analysed), ``modules`` (the per-module-type summary,
         also :func:`summarize_modules`), ``hints`` (what was missing and how to pass it; also issued as
-        a warning) and ``timings`` (seconds: load, spectra, entries, total).
+        a warning) and ``timings`` (seconds: load, spectra and entries summed over layers, total wall;
+        ``entries_share`` = entries / (spectra + entries)).
 
     Layers whose ΔW needs what was not given keep their row: ``missing`` names it, ``note`` says
     it in words, and what does not need it (CoSA's core Y, bias updates) is still reported.
