@@ -190,7 +190,10 @@ def normalized_spectrum(x) -> np.ndarray:
 
     Returns an all-zero array for the zero matrix (there is nothing to normalize).
     """
-    s, _ = _spectrum(x)
+    return _normalized(_spectrum(x)[0])
+
+
+def _normalized(s: np.ndarray) -> np.ndarray:
     total = s.sum()
     return s / total if total > 0 else np.zeros_like(s)
 
@@ -201,7 +204,11 @@ def eber(x) -> float:
     Zero singular values contribute 0·log 0 = 0.  A flat spectrum of rank r gives r;
     EBER never exceeds the rank.  The zero matrix has rank 0 and EBER 0.0.
     """
-    p = normalized_spectrum(x)
+    return _eber(_spectrum(x)[0])
+
+
+def _eber(s: np.ndarray) -> float:
+    p = _normalized(s)
     p = p[p > 0]
     if p.size == 0:
         return 0.0
@@ -215,7 +222,10 @@ def energy_rank(x, *, energy: float = 0.95) -> int:
     spectrum of rank 4 at ``energy=0.5`` gives exactly 2.  The zero matrix gives 0.
     """
     energy = check_fraction("energy", energy)
-    s, _ = _spectrum(x)
+    return _energy_rank(_spectrum(x)[0], energy)
+
+
+def _energy_rank(s: np.ndarray, energy: float) -> int:
     e2 = np.cumsum(s ** 2)
     if e2[-1] == 0:
         return 0
@@ -224,7 +234,10 @@ def energy_rank(x, *, energy: float = 0.95) -> int:
 
 def stable_rank(x) -> float:
     """‖ΔW‖_F² / ‖ΔW‖₂² = Σσᵢ² / σ₁² (Rudelson & Vershynin 2007); 0.0 for the zero matrix."""
-    s, _ = _spectrum(x)
+    return _stable_rank(_spectrum(x)[0])
+
+
+def _stable_rank(s: np.ndarray) -> float:
     return float(np.sum(s ** 2) / s[0] ** 2) if s[0] > 0 else 0.0
 
 
@@ -281,7 +294,11 @@ def condition_number(x, *, zeros: str = "exclude", tol: float | None = None,
         if shape is not None and s.size < min(shape):
             return float("inf")
         return float(s[0] / s[-1]) if s[-1] > 0 else float("inf")
-    kept = s[s > _rank_threshold(s, shape, tol, rtol)]
+    return _condition_on_range(s, _rank_threshold(s, shape, tol, rtol))
+
+
+def _condition_on_range(s: np.ndarray, threshold: float) -> float:
+    kept = s[s > threshold]
     return float(kept[0] / kept[-1]) if kept.size else float("nan")
 
 
@@ -362,11 +379,12 @@ def spectrum_scalars(s: np.ndarray, shape: tuple[int, int], *, energy: float = 0
     ``energy`` of Σσᵢ² (CoSA appendix B.3), exp(H(σ/Σσ)) (CPS-LoRA appendix I), the number of σᵢ
     above the tolerance and σ₁/σ_min over those (CoSA B.3's condition number, of ΔW on its range).
     """
-    s = np.asarray(s, dtype=np.float64)
-    rtol = max(shape) * np.finfo(np.float64).eps
+    energy = check_fraction("energy", energy)
+    s, _ = _spectrum(s, "s")  # validated and sorted once; the same helpers as the public functions
+    cut = _rank_threshold(s, shape, None, max(shape) * np.finfo(np.float64).eps)
     return {"sigma_max": float(s[0]), "frobenius_norm": float(np.sqrt(np.sum(s ** 2))),
-            "stable_rank": stable_rank(s), "energy_rank": energy_rank(s, energy=energy), "eber": eber(s),
-            "numerical_rank": numerical_rank(s, rtol=rtol), "condition_number": condition_number(s, rtol=rtol)}
+            "stable_rank": _stable_rank(s), "energy_rank": _energy_rank(s, energy), "eber": _eber(s),
+            "numerical_rank": int(np.sum(s > cut)), "condition_number": _condition_on_range(s, cut)}
 
 
 def summarize(x, *, energy: float = 0.95, threshold: float = 1e-4) -> SpectrumSummary:

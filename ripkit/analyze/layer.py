@@ -29,7 +29,7 @@ __all__ = ["Settings", "COLUMNS", "TEXT_COLUMNS", "INT_COLUMNS", "BOOL_COLUMNS",
            "missing_inputs"]
 
 EPS = np.finfo(np.float64).eps
-GRAM_KAPPA_LIMIT = 1e4   # above, κ from the Gram matrix (error ~eps·κ²) is not trusted: QR + SVD instead
+GRAM_KAPPA_LIMIT = 1e2   # above, κ from the Gram matrix (relative error ~eps·κ²) is not trusted: QR + SVD instead
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,11 @@ TEXT_COLUMNS = ("name", "module", "method", "missing", "note")
 INT_COLUMNS = ("out_features", "in_features", "trainable_parameters", "factor_rank", "energy_rank", "numerical_rank",
                "core_energy_rank", "core_numerical_rank", "core_rows", "core_cols")
 BOOL_COLUMNS = ("injective",)   # every other column is a float (null: NaN in the DataFrame)
+
+
+#: What a ``missing`` entry means, in the words of a row's note (other needs a reader may add are named as is).
+NEEDS = {"base": "the base model's weights (--base)", "hash_seed": "the run's hash seed (--hash-seed)",
+         "memory": "more memory than is available"}
 
 
 def module_type(name: str) -> str:
@@ -246,9 +251,7 @@ def analyze_layer(layer, settings: Settings = Settings()) -> tuple[dict, dict, n
             notes.append(str(exc))
     row.update(_bias(layer, missing))
     if missing:
-        what = {"base": "the base model's weights (--base)", "hash_seed": "the run's hash seed (--hash-seed)",
-                "memory": "memory"}
-        notes.insert(0, "ΔW needs " + " and ".join(what[m] for m in sorted(missing))
+        notes.insert(0, "ΔW needs " + " and ".join(NEEDS.get(m, m) for m in sorted(missing))
                      + ("; the core Y statistics are given" if row["core_eber"] is not None else ""))
     row["missing"] = ",".join(sorted(missing)) or None
     row["note"] = "; ".join(notes) or None

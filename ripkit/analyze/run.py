@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 import re
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass, field
 
-from ripkit._entries import single_threaded_blas
+from ripkit._entries import single_threaded_blas, warm_up
 from ripkit._parallel import available_cores, check_backend, parallel_map, resolve_jobs
 from ripkit.analyze.layer import BOOL_COLUMNS, COLUMNS, INT_COLUMNS, TEXT_COLUMNS, Settings, analyze_layer
 
@@ -75,20 +76,24 @@ def summarize_modules(rows) -> list[dict]:
 
 
 # ---- hints for what was not given -----------------------------------------------------------------
+_HINTS = {
+    "base": "need the base model's weights for ΔW (their rows say so): pass --base FOLDER_OR_FILE (Python: base=), "
+            "a Hugging Face model folder or a .safetensors file",
+    "hash_seed": "(CoSA reference) need the training run's PYTHONHASHSEED to regenerate L and R: pass --hash-seed N "
+                 "(Python: hash_seed=), with --hash-algorithm siphash13 if it ran on Python >= 3.11; their core Y "
+                 "statistics are reported",
+    "memory": "were not analysed: their dense ΔW does not fit in the available memory (the note column gives the size)",
+}
+
+
 def _hints(rows) -> list[str]:
-    count = {need: sum(need in (r["missing"] or "").split(",") for r in rows) for need in ("base", "hash_seed", "memory")}
-    hints = []
-    if count["base"]:
-        hints.append(f"{count['base']} layer(s) need the base model's weights for ΔW (their rows say so): pass "
-                     f"--base FOLDER_OR_FILE (Python: base=), a Hugging Face model folder or a .safetensors file")
-    if count["hash_seed"]:
-        hints.append(f"{count['hash_seed']} CoSA-reference layer(s) need the training run's PYTHONHASHSEED to "
-                     f"regenerate L and R: pass --hash-seed N (Python: hash_seed=), with --hash-algorithm siphash13 "
-                     f"if it ran on Python >= 3.11; their core Y statistics are reported")
-    if count["memory"]:
-        hints.append(f"{count['memory']} layer(s) were not analysed: their dense ΔW does not fit in the available "
-                     f"memory (the note column gives the size)")
-    return hints
+    """One sentence per kind of missing input: how many layers, and how to pass it."""
+    count: dict[str, int] = {}
+    for row in rows:
+        for need in (row["missing"] or "").split(","):
+            if need:
+                count[need] = count.get(need, 0) + 1
+    return [f"{n} layer(s) {_HINTS.get(need, f'need {need} (their rows say so)')}" for need, n in sorted(count.items())]
 
 
 # ---- running ----------------------------------------------------------------------------------------
@@ -98,7 +103,7 @@ def _analyze_layers(layers, settings):
 
 def _analyze_chunk(spec: dict, names: list, settings: Settings):
     """A worker process's share: load only ``names`` (cheap: headers) and analyse them."""
-    from ripkit._entries import single_threaded_blas
+    from ripkit._entries import single_threaded_blas, warm_up
     from ripkit.formats import load_adapter
 
     pattern = "^(?:" + "|".join(re.escape(n) for n in names) + ")$"
@@ -145,6 +150,8 @@ def run_analysis(path, *, base=None, adapter_name=None, hash_seed=None, hash_alg
     jobs = resolve_jobs(n_jobs)
     check_backend(backend)
     t0 = time.perf_counter()
+    if settings.entries and jobs == 1:  # numba's start-up (~0.5 s CPU) overlaps reading the adapter
+        threading.Thread(target=warm_up, name="ripkit-warm-up", daemon=True).start()
     spec = dict(path_or_hub_id=path, base=base, adapter_name=adapter_name, hash_seed=hash_seed,
                 hash_algorithm=hash_algorithm, verify=verify)
     loaded = load_adapter(**spec, layers=layers)
