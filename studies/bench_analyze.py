@@ -37,12 +37,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from ripkit._atomic import atomic_write_text  # noqa: E402
 from ripkit._cli import positive_int  # noqa: E402
 from studies._common import ROOT, command_line, study_parser  # noqa: E402
-from tests.formats._llm_lora import MODULES, write_llm_lora  # noqa: E402
+from tests.formats._llm_lora import MODULES  # noqa: E402
 
 NAME = "bench_analyze"
 # The baseline runs BLAS on one thread: on this shared machine its default two threads made one 1024×4096 SVD
@@ -77,7 +76,11 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "svd_s": t3 - t2, "ent
 
 
 def _child(cmd: list[str], env: dict | None = None) -> dict:
-    """Run ``cmd`` in the repository (this checkout's ripkit); wall, CPU seconds and peak RSS of that process."""
+    """Run ``cmd`` in the repository (this checkout's ripkit); wall, CPU seconds and peak RSS of that process.
+
+    Linux counts the parent's resident set at the fork into the child's peak (``ru_maxrss``), so this
+    process stays small: the adapter is written by a child, pandas is imported only at the end.
+    """
     env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         load = os.getloadavg()[0]
@@ -132,9 +135,10 @@ def _agreement(numbers: dict, doc: dict) -> list[dict]:
     return out
 
 
-def run(n_layers: int, repeats: int, baseline_shapes: int) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def run(n_layers: int, repeats: int, baseline_shapes: int):
     with tempfile.TemporaryDirectory(prefix="bench_analyze-") as tmp:
-        folder = write_llm_lora(Path(tmp) / "lora", n_layers)
+        folder = Path(tmp) / "lora"
+        _child([sys.executable, "-m", "tests.formats._llm_lora", str(folder), "--layers", str(n_layers)])
         startup = _child([sys.executable, "-c", "import numpy"])
         _child([sys.executable, "-m", "ripkit.analyze", str(folder), "--format", "json"])  # warm: numba cache, page cache
         spectra, _ = _cli(folder, ["--no-entries"], repeats)
@@ -155,6 +159,8 @@ def run(n_layers: int, repeats: int, baseline_shapes: int) -> tuple[pd.DataFrame
         {"what": "numpy baseline, all layers (extrapolated)" if complete else "numpy baseline, measured shapes only",
          "layers": sum(r["layers_of_this_shape"] for r in base_rows), "wall_s": total_base},
     ]
+    import pandas as pd
+
     df = pd.DataFrame(rows)
     meta = {"n_layers": n_layers, "entries": sum(o * i for o, i in MODULES.values()) * n_layers,
             "startup_s": startup["wall_s"], "complete": complete, "spectra": spectra, "full": full,
@@ -162,7 +168,7 @@ def run(n_layers: int, repeats: int, baseline_shapes: int) -> tuple[pd.DataFrame
     return df, pd.DataFrame(_agreement(numbers, doc)), meta
 
 
-def _table(df: pd.DataFrame) -> str:
+def _table(df) -> str:
     cols = {"what": "measurement", "layers": "layers", "wall_s": "wall s (best)", "wall_s_median": "wall s (median)",
             "cpu_s": "CPU s", "svd_s": "SVD s", "entries_s": "entry counts s", "peak_mib": "peak MiB",
             "load_avg": "load avg", "layers_of_this_shape": "layers of this shape"}
@@ -170,7 +176,7 @@ def _table(df: pd.DataFrame) -> str:
     return view.to_markdown(index=False, floatfmt=".3g").replace(" nan ", "     ")
 
 
-def to_markdown(df: pd.DataFrame, agree: pd.DataFrame, meta: dict, command: str) -> str:
+def to_markdown(df, agree, meta: dict, command: str) -> str:
     sp, full = meta["spectra"], meta["full"]
     met = {"spectra": sp["wall_s"] <= TARGETS["spectra"], "full": full["wall_s"] <= TARGETS["full"],
            "peak": max(sp["peak_mib"], full["peak_mib"]) <= TARGETS["peak_mib"]}
@@ -178,6 +184,8 @@ def to_markdown(df: pd.DataFrame, agree: pd.DataFrame, meta: dict, command: str)
     ratio_full = meta["baseline_total_s"] / full["wall_s"]
 
     def yes(ok):
+        if meta["n_layers"] != 32:
+            return f"n/a (--quick: {7 * meta['n_layers']} of the 224 layers)"
         return "**met**" if ok else "**not met**"
 
     lines = [

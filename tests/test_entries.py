@@ -92,3 +92,23 @@ def test_tile_edges(monkeypatch):
     monkeypatch.setattr(entries, "TILE_COLS", 7)
     got = entries.entry_stats(u, v, (0.5, 2.0), threads=2)
     assert (got.below, got.max_abs) == (want[0], pytest.approx(want[1], rel=1e-15))
+
+
+def test_extreme_scales_and_thresholds():
+    rng = np.random.default_rng(6)
+    u, v = rng.standard_normal((40, 3)), rng.standard_normal((3, 50))
+    w = u @ v
+    # entries around 1e-280 and 1e+280: the float32 screen is skipped, float64 blocks decide
+    for scale in (1e-140, 1e140):
+        got = entry_stats(u * scale, v * scale, (0.5 * scale ** 2, 2.0 * scale ** 2))
+        want = dense_counts((u * scale) @ (v * scale), (0.5 * scale ** 2, 2.0 * scale ** 2))
+        assert got.below == want[0] and got.max_abs == pytest.approx(want[1], rel=1e-15)
+    # a threshold far above every entry, or far below
+    assert entry_stats(u, v, (1e300, 1e-300)).below == (w.size, 0)
+
+
+def test_warm_up_loads_the_kernel():
+    from ripkit._entries import warm_up
+
+    warm_up()  # no error; later calls reuse the loaded kernel
+    assert entry_stats(np.ones((2, 1)), np.ones((1, 2)), (2.0,)).below == (4,)
