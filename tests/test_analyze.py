@@ -174,6 +174,14 @@ def test_jobs_and_backends_give_identical_numbers(lora, capsys, extra):
     assert many == one
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["dask", "ray"])
+def test_cluster_backends_give_identical_numbers(lora, backend):
+    pytest.importorskip({"dask": "distributed", "ray": "ray"}[backend])
+    folder, _ = lora
+    pd.testing.assert_frame_equal(analyze(folder), analyze(folder, n_jobs=2, backend=backend))
+
+
 def test_cli_table_and_out_folder(lora, capsys, tmp_path):
     folder, _ = lora
     rc, out, err = run_cli([folder, "--out", tmp_path / "report", "--no-progress"], capsys)
