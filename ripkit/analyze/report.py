@@ -3,8 +3,8 @@
 ``--out DIR`` writes ``layers.csv`` (every column), ``modules.csv`` (the per-module-type summary),
 ``analysis.json`` (as ``--format json``), ``spectra.csv`` (every analysed layer's singular values),
 ``spectra.png`` (normalized spectra per module type) and ``heatmaps.png`` (log|ΔW| of the first
-analysed layer of each module type, on a grid of at most 256×256 rows and columns, formed from
-the factors only at those entries).
+analysed layer of each module type, up to 8, on a grid of at most 256×256 rows and columns, formed
+from the factors only at those entries).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import ripkit
 from ripkit._cli import dumps_json
-from ripkit.analyze.layer import COLUMNS
+from ripkit.analyze.layer import COLUMNS, module_type
 from ripkit.analyze.run import MODULE_COLUMNS, Analysis
 
 __all__ = ["to_json", "format_json", "format_csv", "format_table", "write_outputs"]
@@ -143,6 +143,7 @@ def write_outputs(folder, analysis: Analysis, load_spec: dict) -> list[Path]:
     drawn as heatmaps.
     """
     import re
+    import warnings
 
     from ripkit._atomic import atomic_write_text
     from ripkit.formats import load_adapter
@@ -164,11 +165,13 @@ def write_outputs(folder, analysis: Analysis, load_spec: dict) -> list[Path]:
     names = _first_per_module(analysis.rows, MAX_HEATMAPS)
     if names:
         pattern = "^(?:" + "|".join(re.escape(n) for n in names) + ")$"
-        layers = {layer.name: layer for layer in load_adapter(**load_spec, layers=pattern)}
+        with warnings.catch_warnings():  # the analysis already reported the checkpoint's warnings
+            warnings.simplefilter("ignore")
+            layers = {layer.name: layer for layer in load_adapter(**load_spec, layers=pattern)}
         fig, axes = new_figure(len(names), width=3.4, height=3.0)
         for ax, name in zip(axes, names):
             layer = layers[name]
             x = layer.low_rank() or layer.delta_w()
-            plot_heatmap(x, max_side=HEATMAP_SIDE, ax=ax, title=".".join(name.split(".")[-3:]))
+            plot_heatmap(x, max_side=HEATMAP_SIDE, ax=ax, title=module_type(name))
         written.append(save_figure(fig, folder / "heatmaps.png"))
     return written
