@@ -207,6 +207,11 @@ def to_markdown(df, agree, meta: dict, command: str) -> str:
         f"| peak memory ≤ {TARGETS['peak_mib'] / 1024:.1f} GB | {max(sp['peak_mib'], full['peak_mib']):.0f} MiB | | | "
         f"{yes(met['peak'])} |",
         "",
+        f"The machine was shared while this ran (wall ≈ {full['wall_s'] / full['cpu_s']:.1f}× the CPU seconds of the "
+        f"full run, which uses both cores).  On an idle 2-core machine the CPU seconds bound the wall time from below: "
+        f"about {sp['cpu_s']:.2f} s for load + spectra (one core) and {full['cpu_s'] / 2:.2f} s for the full run "
+        f"(CPU / 2) — an estimate, not a measurement.",
+        "",
         f"Inside the best full run (its JSON `timings`): load {full['in_process_load_seconds']:.2f} s, spectra "
         f"{full['in_process_spectra_seconds']:.2f} s, entry statistics {full['in_process_entries_seconds']:.2f} s: "
         f"**{100 * full['in_process_entries_share']:.0f} %** of the analysis time is the O(m·n) entry statistics "
