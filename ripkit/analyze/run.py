@@ -103,7 +103,6 @@ def _analyze_layers(layers, settings):
 
 def _analyze_chunk(spec: dict, names: list, settings: Settings):
     """A worker process's share: load only ``names`` (cheap: headers) and analyse them."""
-    from ripkit._entries import single_threaded_blas, warm_up
     from ripkit.formats import load_adapter
 
     pattern = "^(?:" + "|".join(re.escape(n) for n in names) + ")$"
@@ -150,8 +149,9 @@ def run_analysis(path, *, base=None, adapter_name=None, hash_seed=None, hash_alg
     jobs = resolve_jobs(n_jobs)
     check_backend(backend)
     t0 = time.perf_counter()
+    warming = threading.Thread(target=warm_up, name="ripkit-warm-up", daemon=True)
     if settings.entries and jobs == 1:  # numba's start-up (~0.5 s CPU) overlaps reading the adapter
-        threading.Thread(target=warm_up, name="ripkit-warm-up", daemon=True).start()
+        warming.start()
     spec = dict(path_or_hub_id=path, base=base, adapter_name=adapter_name, hash_seed=hash_seed,
                 hash_algorithm=hash_algorithm, verify=verify)
     loaded = load_adapter(**spec, layers=layers)
@@ -167,6 +167,8 @@ def run_analysis(path, *, base=None, adapter_name=None, hash_seed=None, hash_alg
     finally:
         if bar is not None:
             bar.close()
+        if warming.is_alive():  # never leave it loading LLVM code while the interpreter exits
+            warming.join()
     rows = [row for row, _, _ in results]
     seconds = {key: sum(s[key] for _, s, _ in results) for key in ("spectra", "entries")}
     total = time.perf_counter() - t0
