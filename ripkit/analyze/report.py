@@ -100,21 +100,31 @@ def _render(rows, view) -> str:
                     disable_numparse=True, colalign=["left" if k == "s" else "right" for _, _, k in used])
 
 
+def _headers(view, src: dict):
+    """The view with headers naming this run's energy and thresholds."""
+    names = {"E95": f"E{100 * src['energy']:g}", "<1e-4": f"<{src['threshold']:g}",
+             "<1e-3·rms": f"<{src['rel_threshold']:g}·rms"}
+    out = []
+    for header, column, kind in view:
+        for old, new in names.items():
+            header = header.replace(old, new)
+        out.append((header, column, kind))
+    return out
+
+
 def format_table(analysis: Analysis) -> str:
     """Per-layer table (CoSA and bias columns only when some layer has them), notes, module summary."""
-    rows = analysis.rows
-    view = _LAYER_VIEW + _COSA_VIEW + _BIAS_VIEW
-    src = analysis.source
-    t = analysis.timings
+    rows, src, t = analysis.rows, analysis.source, analysis.timings
+    view = _headers(_LAYER_VIEW + _COSA_VIEW + _BIAS_VIEW, src)
     lines = [f"ripkit.analyze  {src['path']}  {src['n_layers']} layers  "
              f"(load {t['load_seconds']:.2f} s, spectra {t['spectra_seconds']:.2f} s, entries "
              f"{t['entries_seconds']:.2f} s, total {t['total_seconds']:.2f} s)", "", _render(rows, view)]
     notes = [f"  {r['name']}: {r['note']}" for r in rows if r["note"]]
     if notes:
         lines += ["", "notes:", *notes]
-    lines += ["", f"per module type (means over analysed layers; κ: median; E95 = energy rank at "
-                  f"{100 * src['energy']:g} %, <1e-4 / <1e-3·rms: fraction of |ΔW_ij| below)",
-              _render(analysis.modules, [v for v in _MODULE_VIEW if v[1] in MODULE_COLUMNS])]
+    lines += ["", f"per module type (means over analysed layers; κ: median; E{100 * src['energy']:g} = energy rank "
+                  f"at {100 * src['energy']:g} %; <t: fraction of |ΔW_ij| below t)",
+              _render(analysis.modules, _headers(_MODULE_VIEW, src))]
     return "\n".join(lines)
 
 
