@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["EntryStats", "entry_stats", "dense_entry_stats", "single_threaded_blas", "warm_up"]
+__all__ = ["EntryStats", "entry_stats", "dense_entry_stats", "single_threaded_blas"]
 
 TILE_ROWS, TILE_COLS = 256, 512        # measured best of 8 shapes here; a 512 KiB float32 tile stays in L2
 _U = 2.0 ** -24                        # unit roundoff of float32
@@ -112,20 +112,6 @@ def _prepare(u: np.ndarray, v: np.ndarray, thresholds, eu: int, ev: int):
         lo[:, t] = _down32(ts - err - 2.0 ** -52 * ts)         # the last term absorbs float64 rounding
         hi[:, t] = _up32(ts + err + 2.0 ** -52 * (ts + err))
     return u32, v32, err, lo, hi, scale
-
-
-def warm_up() -> None:
-    """Import numba and load the compiled kernel (about 0.5 s of CPU the first time in a process):
-    ``ripkit.analyze`` runs this in a background thread while it reads the adapter.  Errors are left
-    to the real call, which reports them."""
-    try:
-        from ripkit._entry_kernels import classify
-    except Exception:  # noqa: BLE001 - reported by the first real call
-        return
-
-    lo = np.zeros((1, 2), np.float32)
-    classify(np.zeros((1, 1), np.float32), 0, 0, lo, lo, np.zeros(1), np.zeros((1, 1)), np.zeros((1, 1)),
-             np.zeros(2), 1.0, np.zeros(1))
 
 
 def _slab(args):

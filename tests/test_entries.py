@@ -105,10 +105,3 @@ def test_extreme_scales_and_thresholds():
         assert got.below == want[0] and got.max_abs == pytest.approx(want[1], rel=1e-15)
     # a threshold far above every entry, or far below
     assert entry_stats(u, v, (1e300, 1e-300)).below == (w.size, 0)
-
-
-def test_warm_up_loads_the_kernel():
-    from ripkit._entries import warm_up
-
-    warm_up()  # no error; later calls reuse the loaded kernel
-    assert entry_stats(np.ones((2, 1)), np.ones((1, 2)), (2.0,)).below == (4,)

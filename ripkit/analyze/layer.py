@@ -25,8 +25,8 @@ from ripkit import spectra
 from ripkit._checks import check_memory
 from ripkit.formats import BaseWeightsRequired
 
-__all__ = ["Settings", "COLUMNS", "TEXT_COLUMNS", "INT_COLUMNS", "BOOL_COLUMNS", "analyze_layer", "module_type",
-           "missing_inputs"]
+__all__ = ["Settings", "COLUMNS", "TEXT_COLUMNS", "INT_COLUMNS", "BOOL_COLUMNS", "analyze_layer", "spectral_part",
+           "entry_part", "module_type", "missing_inputs"]
 
 EPS = np.finfo(np.float64).eps
 GRAM_KAPPA_LIMIT = 1e2   # above, κ from the Gram matrix (relative error ~eps·κ²) is not trusted: QR + SVD instead
@@ -107,32 +107,29 @@ def _fraction(count: int, total: int) -> float:
     return count / total if total else float("nan")
 
 
-def _matrix_stats(s, shape, settings, entries) -> dict:
-    """Spectral scalars from singular values ``s`` plus entry statistics from ``entries(thresholds)``;
-    ``_sv`` carries ``s`` itself (for plots), not a column."""
+def _matrix_stats(s, shape, settings, entries=None) -> dict:
+    """Spectral scalars from singular values ``s``, plus entry statistics from ``entries(thresholds)``
+    unless that is None; ``_sv`` carries ``s`` itself (for plots), not a column."""
     out = spectra.spectrum_scalars(s, shape, energy=settings.energy) | {"_sv": s}
     m, n = shape
     out["rms"] = out["frobenius_norm"] / np.sqrt(m * n)
-    if settings.entries:
-        rel = settings.rel_threshold * out["rms"]
-        stats = entries((settings.threshold, rel))
-        out["max_abs"] = stats.max_abs
-        out["frac_below_abs"] = _fraction(stats.below[0], stats.n_entries)
-        out["frac_below_rel"] = _fraction(stats.below[1], stats.n_entries) if rel > 0 else float("nan")
+    if settings.entries and entries is not None:
+        out.update(_entry_columns(out["rms"], settings, entries))
     return out
 
 
-def _factored(u, v, settings, seconds) -> dict:
-    from ripkit._entries import entry_stats
+def _entry_columns(rms, settings, entries) -> dict:
+    rel = settings.rel_threshold * rms
+    stats = entries((settings.threshold, rel))
+    return {"max_abs": stats.max_abs, "frac_below_abs": _fraction(stats.below[0], stats.n_entries),
+            "frac_below_rel": _fraction(stats.below[1], stats.n_entries) if rel > 0 else float("nan")}
 
+
+def _factored(u, v, settings, seconds) -> dict:
+    """Spectral columns of ΔW = U·V; its entry statistics are left to :func:`entry_part`."""
     with _timed(seconds, "spectra"):
         s = spectra.singular_values((u, v))
-
-    def entries(thresholds):
-        with _timed(seconds, "entries"):
-            return entry_stats(u, v, thresholds, threads=settings.threads)
-
-    return _matrix_stats(s, (u.shape[0], v.shape[1]), settings, entries) | {"factor_rank": u.shape[1]}
+    return _matrix_stats(s, (u.shape[0], v.shape[1]), settings) | {"factor_rank": u.shape[1]}
 
 
 def _dense(w, settings, seconds) -> dict:
@@ -214,10 +211,30 @@ def analyze_layer(layer, settings: Settings = Settings()) -> tuple[dict, dict, n
     """(row, seconds, singular values of ΔW) for one ``AdapterLayer``: the row has every key of
     :data:`COLUMNS` (None where a number does not apply or cannot be computed), seconds
     ``{'spectra', 'entries'}``; the singular values (descending, structural zeros left out) are
-    None when ΔW was not analysed."""
+    None when ΔW was not analysed.  :func:`spectral_part` then :func:`entry_part`."""
+    row, seconds, sv, pending = spectral_part(layer, settings)
+    if pending:
+        entry_part(layer, row, settings, seconds)
+    return row, seconds, sv
+
+
+def entry_part(layer, row: dict, settings: Settings, seconds: dict) -> None:
+    """Fill the entry columns of a factored layer's ``row`` (its factors are read again: nothing of the
+    size of ΔW's factors is kept between the two parts)."""
+    from ripkit._entries import entry_stats
+
+    with _timed(seconds, "entries"):
+        u, v = layer.low_rank()
+        row.update(_entry_columns(row["rms"], settings,
+                                  lambda thresholds: entry_stats(u, v, thresholds, threads=settings.threads)))
+
+
+def spectral_part(layer, settings: Settings = Settings()) -> tuple[dict, dict, np.ndarray | None, bool]:
+    """Everything but the entry statistics of a factored ΔW: (row, seconds, singular values, pending),
+    ``pending`` telling whether :func:`entry_part` still has to fill them."""
     seconds = {"spectra": 0.0, "entries": 0.0}
     row = dict.fromkeys(COLUMNS) | _row_head(layer)
-    missing, notes = set(missing_inputs(layer)), []
+    missing, notes, pending = set(missing_inputs(layer)), [], False
     cosa = layer.method in ("cosa", "cosa-reference")
     if cosa:  # Y needs nothing beyond the file (CoSA B.3's object)
         with _timed(seconds, "spectra"):
@@ -234,6 +251,7 @@ def analyze_layer(layer, settings: Settings = Settings()) -> tuple[dict, dict, n
                 factors = layer.low_rank()
             if factors is not None:
                 row.update(_factored(*factors, settings, seconds))
+                pending = settings.entries
             else:
                 m, n = layer.shape
                 # ΔW, the SVD's copy and its workspace: refused up front, never swapped
@@ -255,4 +273,4 @@ def analyze_layer(layer, settings: Settings = Settings()) -> tuple[dict, dict, n
                      + ("; the core Y statistics are given" if row["core_eber"] is not None else ""))
     row["missing"] = ",".join(sorted(missing)) or None
     row["note"] = "; ".join(notes) or None
-    return row, seconds, row.pop("_sv", None)
+    return row, seconds, row.pop("_sv", None), pending

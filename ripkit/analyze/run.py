@@ -11,14 +11,14 @@ from __future__ import annotations
 import math
 import re
 import sys
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
 
-from ripkit._entries import single_threaded_blas, warm_up
+from ripkit._entries import single_threaded_blas
 from ripkit._parallel import available_cores, check_backend, parallel_map, resolve_jobs
-from ripkit.analyze.layer import BOOL_COLUMNS, COLUMNS, INT_COLUMNS, TEXT_COLUMNS, Settings, analyze_layer
+from ripkit.analyze.layer import (BOOL_COLUMNS, COLUMNS, INT_COLUMNS, TEXT_COLUMNS, Settings, analyze_layer, entry_part,
+                                  spectral_part)
 
 __all__ = ["Analysis", "run_analysis", "analyze", "summarize_modules", "to_dataframe", "MODULE_COLUMNS"]
 
@@ -121,15 +121,32 @@ def _progress(total: int, enabled: bool):
     return tqdm(total=total, unit="layer", file=sys.stderr, delay=2.0, leave=False)
 
 
+def _pipeline(loaded, settings, tick):
+    """One layer at a time, in two overlapping stages: this thread computes every layer's spectra while
+    one worker computes the entry statistics of the layers already done (its kernel on all cores).  The
+    spectra, and numba's start-up in the worker's first task, then hide behind the entry statistics."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    out = []
+    with ThreadPoolExecutor(1, thread_name_prefix="ripkit-entries") as worker:
+        for layer in loaded:
+            row, seconds, sv, pending = spectral_part(layer, settings)
+            done = worker.submit(entry_part, layer, row, settings, seconds) if pending else None
+            out.append((row, seconds, sv, done))
+        results = []
+        for row, seconds, sv, done in out:  # in layer order, whatever finished first
+            if done is not None:
+                done.result()
+            results.append((row, seconds, sv))
+            if tick:
+                tick(1)
+    return results
+
+
 def _run_layers(loaded, spec, settings, jobs, backend, bar):
     tick = (lambda res: bar.update(len(res) if isinstance(res, list) else 1)) if bar else None
     if jobs == 1 and backend in ("loky", "threading"):
-        results = []
-        for layer in loaded:
-            results += _analyze_layers([layer], settings)
-            if tick:
-                tick(1)
-        return results
+        return _pipeline(loaded, settings, tick)
     size = max(1, -(-len(loaded) // (4 * jobs)))  # ~4 chunks per worker balance uneven layers
     chunks = [loaded[i:i + size] for i in range(0, len(loaded), size)]
     if backend == "threading":  # the loaded records are shared, nothing is re-read
@@ -149,9 +166,6 @@ def run_analysis(path, *, base=None, adapter_name=None, hash_seed=None, hash_alg
     jobs = resolve_jobs(n_jobs)
     check_backend(backend)
     t0 = time.perf_counter()
-    warming = threading.Thread(target=warm_up, name="ripkit-warm-up", daemon=True)
-    if settings.entries and jobs == 1:  # numba's start-up (~0.5 s CPU) overlaps reading the adapter
-        warming.start()
     spec = dict(path_or_hub_id=path, base=base, adapter_name=adapter_name, hash_seed=hash_seed,
                 hash_algorithm=hash_algorithm, verify=verify)
     loaded = load_adapter(**spec, layers=layers)
@@ -167,8 +181,6 @@ def run_analysis(path, *, base=None, adapter_name=None, hash_seed=None, hash_alg
     finally:
         if bar is not None:
             bar.close()
-        if warming.is_alive():  # never leave it loading LLVM code while the interpreter exits
-            warming.join()
     rows = [row for row, _, _ in results]
     seconds = {key: sum(s[key] for _, s, _ in results) for key in ("spectra", "entries")}
     total = time.perf_counter() - t0
