@@ -3,7 +3,11 @@
 * :func:`plot_spectra` — normalized singular spectra with EBER in the legend
   (CPS-LoRA Figures 4 and 7, appendix I);
 * :func:`plot_reordering` — log|ΔW| heatmaps before and after reordering by a
-  :class:`~ripkit.partition.Partition`, with the cuts drawn (CPS-LoRA Figure 1).
+  :class:`~ripkit.partition.Partition`, with the cuts drawn (CPS-LoRA Figure 1);
+* :func:`plot_layer_spectra` — the normalized spectra of many layers, one panel per module type
+  (``python -m ripkit.analyze --out``);
+* :func:`plot_heatmap` — log|ΔW| of one layer at any size, on an evenly spaced grid of rows and
+  columns (from factors only the plotted entries are formed).
 
 Importing this module has no side effects: it never imports ``matplotlib.pyplot``
 nor switches the global backend; figures are ``matplotlib.figure.Figure`` objects
@@ -21,7 +25,8 @@ from matplotlib.figure import Figure
 
 from ripkit.spectra import as_operand, eber, normalized_spectrum
 
-__all__ = ["STYLE", "style", "new_figure", "save_figure", "plot_spectra", "plot_reordering"]
+__all__ = ["STYLE", "style", "new_figure", "save_figure", "plot_spectra", "plot_reordering", "plot_layer_spectra",
+           "plot_heatmap"]
 
 #: rcParams shared by every ripkit figure (applied only inside :func:`style`).
 STYLE = {
@@ -160,3 +165,82 @@ def plot_reordering(x, partition, *, floor: float = 1e-12, titles=("original", "
             axes[1].axvline(c - 0.5, color="white", linewidth=0.8)
         fig.colorbar(im, ax=axes, label=r"$\log_{10}|\Delta W|$", shrink=0.9)
     return fig
+
+
+def plot_layer_spectra(groups, *, n_values: int | None = None, ncols: int = 4):
+    """Normalized spectra σᵢ/Σσ of many layers, one panel per group (CPS-LoRA Figures 4, 7 per module type).
+
+    Parameters
+    ----------
+    groups : mapping of title -> sequence of 1-D singular values (one per layer)
+        E.g. ``{"self_attn.q_proj": [s_layer0, s_layer1, ...], ...}``; each layer is a thin line, the
+        group's mean spectrum a thick one, and the panel title gives the group's mean EBER.
+    n_values : int, optional
+        Plot only the first ``n_values`` indices.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not hasattr(groups, "items") or not groups or not all(len(v) for v in groups.values()):
+        raise TypeError("groups must be a non-empty mapping of title -> non-empty sequence of singular values")
+    ncols = max(1, min(ncols, len(groups)))
+    nrows = -(-len(groups) // ncols)
+    with style():
+        fig = Figure(figsize=(3.0 * ncols, 2.4 * nrows), layout="constrained")
+        FigureCanvasAgg(fig)
+        for k, (title, spectra) in enumerate(groups.items()):
+            ax = fig.add_subplot(nrows, ncols, k + 1)
+            curves = [normalized_spectrum(np.asarray(s, dtype=np.float64))[:n_values] for s in spectra]
+            width = max(c.size for c in curves)
+            for c in curves:
+                ax.plot(np.arange(1, c.size + 1), c, color="C0", alpha=0.25, linewidth=0.6)
+            mean = np.mean([np.pad(c, (0, width - c.size)) for c in curves], axis=0)
+            ax.plot(np.arange(1, width + 1), mean, color="C1", linewidth=1.4, label="mean")
+            ebers = [eber(np.asarray(s, dtype=np.float64)) for s in spectra]
+            ax.set_title(f"{title} ({len(spectra)}; EBER {np.mean(ebers):.2f})")
+            ax.set_xlabel("index i")
+            ax.set_ylabel(r"$\sigma_i / \sum_j \sigma_j$")
+    return fig
+
+
+def _grid(size: int, max_side: int) -> np.ndarray:
+    return np.unique(np.linspace(0, size - 1, min(size, max_side)).round().astype(int))
+
+
+def plot_heatmap(x, *, max_side: int = 512, floor: float = 1e-12, ax=None, title: str | None = None):
+    """log₁₀|ΔW| of one matrix; above ``max_side`` rows or columns, on an evenly spaced grid of them.
+
+    Parameters
+    ----------
+    x : array of shape (m, n) or factors ``(A, B)`` / ``(L, Y, R)``
+        From factors only the plotted entries A[rows] @ B[:, cols] are formed: memory
+        O(max_side²) at any m, n.
+    max_side : int, default 512
+        Most rows (and columns) drawn; the axes are labelled with the original indices.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig.axes[0].images[0].get_array()`` holds the plotted values.
+    """
+    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 2:
+        raise ValueError(f"max_side={max_side!r} must be an int >= 2")
+    if not floor > 0:
+        raise ValueError(f"floor={floor} must be > 0")
+    op = as_operand(x)
+    m, n = (op[1].shape if op[0] == "dense" else (op[1].shape[0], op[2].shape[1]))
+    rows, cols = _grid(m, max_side), _grid(n, max_side)
+    w = op[1][np.ix_(rows, cols)] if op[0] == "dense" else op[1][rows] @ op[2][:, cols]
+    if ax is None:
+        fig, (ax,) = new_figure(width=3.6, height=3.0)
+    with style():
+        im = ax.imshow(np.log10(np.abs(w) + floor), aspect="auto", interpolation="nearest",
+                       extent=(-0.5, n - 0.5, m - 0.5, -0.5))
+        ax.grid(False)
+        ax.set_xlabel("column (in)")
+        ax.set_ylabel("row (out)")
+        if title:
+            ax.set_title(title)
+        ax.figure.colorbar(im, ax=ax, label=r"$\log_{10}|\Delta W|$", shrink=0.9)
+    return ax.figure

@@ -65,3 +65,27 @@ def test_plot_errors():
     big = (np.ones((3000, 1)), np.ones((1, 3000)))
     with pytest.raises(ValueError, match="above 4000000 entries"):
         plot.plot_reordering(big, random_partition(np.ones((3000, 3000)), 2))
+
+
+def test_plot_heatmap_plots_the_grid_entries_only():
+    a, b = _factors(2)
+    fig = plot.plot_heatmap((a, b), max_side=7)
+    rows, cols = np.linspace(0, 29, 7).round().astype(int), np.linspace(0, 19, 7).round().astype(int)
+    want = np.log10(np.abs((a @ b)[np.ix_(rows, cols)]) + 1e-12)
+    assert_allclose(fig.axes[0].images[0].get_array(), want, rtol=1e-12)
+    dense = plot.plot_heatmap(a @ b, max_side=100)  # below max_side: every entry
+    assert_allclose(dense.axes[0].images[0].get_array(), np.log10(np.abs(a @ b) + 1e-12), rtol=1e-12)
+    with pytest.raises(ValueError, match="max_side=1 must be an int >= 2"):
+        plot.plot_heatmap((a, b), max_side=1)
+
+
+def test_plot_layer_spectra_panels_lines_and_mean_eber():
+    s1, s2 = np.array([3.0, 1.0]), np.array([1.0, 1.0, 1.0])
+    fig = plot.plot_layer_spectra({"q_proj": [s1, s2], "v_proj": [s2]})
+    q, v = fig.axes
+    assert_allclose(q.get_lines()[0].get_ydata(), s1 / s1.sum())
+    assert_allclose(q.get_lines()[2].get_ydata(), [(0.75 + 1 / 3) / 2, (0.25 + 1 / 3) / 2, 1 / 6])  # the mean
+    h = -(0.75 * np.log(0.75) + 0.25 * np.log(0.25))
+    assert q.get_title() == f"q_proj (2; EBER {(np.exp(h) + 3) / 2:.2f})" and v.get_title() == "v_proj (1; EBER 3.00)"
+    with pytest.raises(TypeError, match="non-empty mapping"):
+        plot.plot_layer_spectra({"q": []})

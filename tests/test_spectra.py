@@ -192,3 +192,27 @@ def test_peft_lora_checkpoint_factorized_analyzers_match_numpy(tmp_path):
         got = spectra.summarize(factors).to_dict()
         for key, val in ref.items():
             assert_allclose(got[key], val, rtol=1e-8, err_msg=f"{prefix}: {key}")
+
+
+@settings(max_examples=25, deadline=None)
+@given(m=st.integers(1, 80), k=st.integers(1, 80), seed=st.integers(0, 10**6), transposed=st.booleans())
+def test_r_factor_is_bit_identical_to_numpy_qr(m, k, seed, transposed):
+    x = np.random.default_rng(seed).standard_normal((k, m) if transposed else (m, k))
+    x = x.T if transposed else x  # a transposed view, as _factor_svd passes Bᵀ
+    keep = x.copy()
+    np.testing.assert_array_equal(spectra._r_factor(x), np.linalg.qr(x, mode="r"))
+    np.testing.assert_array_equal(x, keep)  # the input is not overwritten
+
+
+def test_spectrum_scalars_equal_the_numpy_reference():
+    a, b = _factors(60, 45, 5, 12)
+    ref = _np_summary(a @ b)
+    got = spectra.spectrum_scalars(spectra.singular_values((a, b)), (60, 45))
+    for key in ("eber", "energy_rank", "stable_rank", "numerical_rank", "condition_number", "frobenius_norm"):
+        assert_allclose(got[key], ref[key], rtol=1e-10, err_msg=key)
+    assert_allclose(got["sigma_max"], np.linalg.norm(a @ b, 2), rtol=1e-12)
+
+
+def test_sparsity_threads_do_not_change_the_result():
+    a, b = _factors(300, 200, 3, 8)
+    assert spectra.sparsity((a, b), threads=1) == spectra.sparsity((a, b), threads=3)

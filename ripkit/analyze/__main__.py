@@ -1,0 +1,5 @@
+import sys
+
+from ripkit.analyze.cli import main
+
+sys.exit(main())
