@@ -108,6 +108,16 @@ class KroneckerDictionary:
         return {"left": fingerprint(self.left), "right": fingerprint(self.right)}
 
     # ------------------------------------------------------------------ products
+    def _left_first(self) -> bool:
+        """True when L·(Y) before (·)·R is the cheaper order: m·a·b + m·b·n ≤ a·b·n + m·a·n flops per core."""
+        m, n, a, b = self.m, self.n, self.a, self.b
+        return m * a * b + m * b * n <= a * b * n + m * a * n
+
+    def _adjoint_right_first(self) -> bool:
+        """True when X·Rᵀ before Lᵀ·(·) is the cheaper order for Lᵀ·X·Rᵀ: m·n·b + m·b·a ≤ a·m·n + a·n·b."""
+        m, n, a, b = self.m, self.n, self.a, self.b
+        return m * n * b + m * b * a <= a * m * n + a * n * b
+
     def apply(self, core: np.ndarray) -> np.ndarray:
         """ΔW = L·Y·R for one core (a, b) -> (m, n), or a batch (B, a, b) -> (B, m, n)."""
         core = np.asarray(core)
@@ -115,33 +125,71 @@ class KroneckerDictionary:
             raise ValueError(
                 f"core must have shape ({self.a}, {self.b}) or (batch, {self.a}, {self.b}), got {core.shape}"
             )
-        # Multiply the smaller side first: cost m·a·b + m·b·n versus a·b·n + m·a·n.
-        if self.m * self.a * self.b + self.m * self.b * self.n <= self.a * self.b * self.n + self.m * self.a * self.n:
+        if self._left_first():
             return (self.left @ core) @ self.right
         return self.left @ (core @ self.right)
 
     def matvec(self, alpha: np.ndarray) -> np.ndarray:
-        """Ψα = vec(L·Y·R) for α (ab,) -> (mn,), or columns of α (ab, K) -> (mn, K)."""
+        """Ψα = vec(L·Y·R) for α (ab,) -> (mn,), or columns of α (ab, K) -> (mn, K).
+
+        Two GEMMs in the cheaper order (``_left_first``) written straight into
+        the vec layout: a block comes back column-major, so the mn·K result is
+        never transposed or copied.  A row-major α (ab, K) is copied to
+        column-major first (O(ab·K), the small side).
+        """
         alpha = np.asarray(alpha)
         if alpha.ndim not in (1, 2) or alpha.shape[0] != self.shape[1]:
             raise ValueError(f"alpha must have shape ({self.shape[1]},) or ({self.shape[1]}, K), got {alpha.shape}")
+        m, n, a, b = self.m, self.n, self.a, self.b
+        L, R = self.left, self.right
         k = 1 if alpha.ndim == 1 else alpha.shape[1]
-        # Column-major vec of each of the K cores: (ab, K) -> (K, a, b).
-        cores = alpha.reshape(self.a, self.b, k, order="F").transpose(2, 0, 1)
-        out = self.apply(cores)  # (K, m, n)
-        flat = out.transpose(1, 2, 0).reshape(self.shape[0], k, order="F")
-        return flat[:, 0] if alpha.ndim == 1 else flat
+        # Y_tᵀ (b, a) for each column t: the column-major (ab, K) block read row-major as (K, b, a).
+        cores_t = np.asfortranarray(alpha.reshape(a * b, k)).T.reshape(k, b, a)
+        if k == 1:  # 2-D products: the batched (3-D) matmul costs microseconds more per call
+            y_t = cores_t[0]
+            out_t = R.T @ (y_t @ L.T) if self._left_first() else (R.T @ y_t) @ L.T  # X_tᵀ (n, m)
+            return out_t.reshape(m * n) if alpha.ndim == 1 else out_t.reshape(m * n, 1)
+        if self._left_first():
+            t = (cores_t.reshape(k * b, a) @ L.T).reshape(k, b, m)  # (L·Y_t)ᵀ for all t: one GEMM
+            out_t = R.T @ t                                        # X_tᵀ = Rᵀ·(L·Y_t)ᵀ: (K, n, m)
+        else:
+            u = R.T @ cores_t                                      # (Y_t·R)ᵀ: (K, n, a)
+            out_t = (u.reshape(k * n, a) @ L.T).reshape(k, n, m)   # X_tᵀ: one GEMM
+        return out_t.reshape(k, m * n).T  # X_tᵀ row-major is vec(X_t): a column-major (mn, K) view
 
     def rmatvec(self, x: np.ndarray) -> np.ndarray:
-        """Ψᵀx = vec(Lᵀ·X·Rᵀ) for x = vec(X), X (m, n); also columns (mn, K) -> (ab, K)."""
+        """Ψᵀx = vec(Lᵀ·X·Rᵀ) for x = vec(X), X (m, n); also columns (mn, K) -> (ab, K).
+
+        The cheaper of the two GEMM orders (``_adjoint_right_first``); a block
+        comes back column-major.  A 1-D or column-major x is never copied.  A
+        row-major block (mn, K) is read in place when X·Rᵀ comes first (one GEMM
+        over all K columns, then an O(m·b·K) reorder of its product); when
+        Lᵀ·X comes first no BLAS call can read it in place (neither of its
+        strides is 1 for a fixed column), so it is copied to column-major once.
+        """
         x = np.asarray(x)
         if x.ndim not in (1, 2) or x.shape[0] != self.shape[0]:
             raise ValueError(f"x must have shape ({self.shape[0]},) or ({self.shape[0]}, K), got {x.shape}")
+        m, n, a, b = self.m, self.n, self.a, self.b
+        L, R = self.left, self.right
         k = 1 if x.ndim == 1 else x.shape[1]
-        mats = x.reshape(self.m, self.n, k, order="F").transpose(2, 0, 1)  # (K, m, n)
-        cores = (self.left.T @ mats) @ self.right.T  # (K, a, b)
-        flat = cores.transpose(1, 2, 0).reshape(self.shape[1], k, order="F")
-        return flat[:, 0] if x.ndim == 1 else flat
+        right_first = self._adjoint_right_first()
+        if k > 1 and x.flags.c_contiguous and right_first:
+            w = R @ x.reshape(n, m * k)                            # (b, m, K): X_t·Rᵀ for all t, one GEMM
+            w_t = np.ascontiguousarray(w.reshape(b, m, k).transpose(2, 0, 1))  # (K, b, m), O(m·b·K)
+            return (w_t.reshape(k * b, m) @ L).reshape(k, a * b).T
+        mats_t = np.asfortranarray(x.reshape(m * n, k)).T.reshape(k, n, m)  # X_tᵀ (n, m)
+        if k == 1:
+            x_t = mats_t[0]
+            out_t = (R @ x_t) @ L if right_first else R @ (x_t @ L)  # (Lᵀ·X·Rᵀ)ᵀ (b, a)
+            return out_t.reshape(a * b) if x.ndim == 1 else out_t.reshape(a * b, 1)
+        if right_first:
+            w = R @ mats_t                                         # (X_t·Rᵀ)ᵀ: (K, b, m)
+            out_t = w.reshape(k * b, m) @ L                        # (Lᵀ·X_t·Rᵀ)ᵀ: one GEMM
+        else:
+            v = (mats_t.reshape(k * n, m) @ L).reshape(k, n, a)    # (Lᵀ·X_t)ᵀ: one GEMM
+            out_t = R @ v                                          # (K, b, a)
+        return out_t.reshape(k, a * b).T
 
     def as_linear_operator(self) -> LinearOperator:
         """A ``scipy.sparse.linalg.LinearOperator`` view of Ψ (float64)."""
