@@ -28,6 +28,15 @@ __all__ = ["KroneckerDictionary", "DEFAULT_MAX_DENSE_BYTES"]
 DEFAULT_MAX_DENSE_BYTES = 256 * 2**20
 
 
+def _frozen_factor(name: str, value) -> np.ndarray:
+    """``value`` as a read-only float64 matrix that no caller can still write to (copied unless it is already)."""
+    arr = check_matrix(name, value)
+    if arr.flags.writeable or arr.base is not None:  # the caller may still change it (or its base)
+        arr = arr.copy()
+        arr.setflags(write=False)
+    return arr
+
+
 @dataclass(frozen=True, eq=False)
 class KroneckerDictionary:
     """Ψ = Rᵀ⊗L (shape (m·n, a·b)) held as its factors.
@@ -35,9 +44,11 @@ class KroneckerDictionary:
     Parameters
     ----------
     left : ndarray, shape (m, a)
-        L, the output-side projection.
+        L, the output-side projection.  Held read-only (copied unless the array
+        given is already read-only and owns its data), so the cached Gram
+        factors always match the factors.
     right : ndarray, shape (b, n)
-        R, the input-side projection.
+        R, the input-side projection (held the same way).
     scale : str, optional
         The scale convention the factors were drawn with ('unit', 'cosa'), or
         'custom' for user factors; kept for reporting only.
@@ -59,8 +70,8 @@ class KroneckerDictionary:
     isometry_scale: float = 1.0
 
     def __post_init__(self):
-        left = check_matrix("left", self.left)
-        right = check_matrix("right", self.right)
+        left = _frozen_factor("left", self.left)
+        right = _frozen_factor("right", self.right)
         if not np.isfinite(self.isometry_scale) or self.isometry_scale <= 0:
             raise ValueError(f"isometry_scale={self.isometry_scale} must be a finite number > 0")
         object.__setattr__(self, "left", left)
@@ -71,6 +82,8 @@ class KroneckerDictionary:
     def from_seed(cls, m: int, n: int, a: int, b: int, seed=0, *, scale="unit", kind="gaussian"):
         """Draw L (m×a) and R (b×n) with ``ripkit.projections.projection_pair``."""
         left, right = projection_pair(m, n, a, b, seed, scale=scale, kind=kind)
+        for factor in (left, right):  # ours alone: read-only, so the constructor need not copy them
+            factor.setflags(write=False)
         std_l, std_r = projection_std(m, n, a, b, scale)
         # E‖ψ_(k,l)‖² = E‖L_k‖²·E‖R_l‖² = (m σ_L²)(n σ_R²): 1 for 'unit', mn/(ab) for 'cosa'.
         c = float(m * std_l**2 * n * std_r**2)
@@ -203,9 +216,17 @@ class KroneckerDictionary:
     def gram_factors(self) -> tuple[np.ndarray, np.ndarray]:
         """(G_L, G_R) = (LᵀL, R Rᵀ), shapes (a, a) and (b, b); ΨᵀΨ = G_R ⊗ G_L.
 
-        Cost O(m·a² + n·b²); memory O(a² + b²).
+        Computed once per dictionary (cost O(m·a² + n·b²), the largest one-off cost
+        of every estimator at LLM sizes) and cached as read-only arrays: the
+        factors are read-only too, so the cache can never go stale.  Memory O(a² + b²).
         """
-        return self.left.T @ self.left, self.right @ self.right.T
+        grams = self.__dict__.get("_grams")
+        if grams is None:
+            grams = (self.left.T @ self.left, self.right @ self.right.T)
+            for g in grams:
+                g.setflags(write=False)
+            object.__setattr__(self, "_grams", grams)
+        return grams
 
     def column_norms(self) -> np.ndarray:
         """‖ψ_j‖ for j = k + a·l, shape (ab,): ‖ψ_(k,l)‖ = ‖L[:, k]‖·‖R[l, :]‖."""

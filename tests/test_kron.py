@@ -139,3 +139,24 @@ def test_products_return_column_major_blocks(shape):
     for x in (np.ones((d.shape[0], 3)), np.asfortranarray(np.ones((d.shape[0], 3)))):
         assert d.rmatvec(x).flags.f_contiguous
     assert d.matvec(np.ones(d.shape[1])).flags.c_contiguous and d.rmatvec(np.ones(d.shape[0])).flags.c_contiguous
+
+
+def test_gram_factors_are_computed_once_and_cannot_go_stale():
+    rng = np.random.default_rng(3)
+    left, right = rng.standard_normal((6, 3)), rng.standard_normal((2, 5))
+    d = KroneckerDictionary(left, right)
+    g1 = d.gram_factors()
+    assert d.gram_factors() is g1  # cached
+    left[0, 0] += 1.0  # the caller's array changes; the dictionary kept its own copy
+    np.testing.assert_array_equal(d.gram_factors()[0], (d.left.T @ d.left))
+    assert d.left[0, 0] == left[0, 0] - 1.0
+    for arr in (d.left, d.right, *g1):
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0, 0] = 0.0
+
+
+def test_from_seed_keeps_its_own_factors_without_copy():
+    d = KroneckerDictionary.from_seed(8, 6, 3, 2, seed=0)
+    assert not d.left.flags.writeable and d.left.base is None
+    again = KroneckerDictionary(d.left, d.right)
+    assert again.left is d.left and again.right is d.right
