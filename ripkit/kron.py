@@ -228,6 +228,19 @@ class KroneckerDictionary:
             object.__setattr__(self, "_grams", grams)
         return grams
 
+    def gram_eigenvalues(self) -> tuple[np.ndarray, np.ndarray]:
+        """Ascending eigenvalues of (G_L, G_R) (``numpy.linalg.eigvalsh``), computed once and cached.
+
+        ΨᵀΨ = G_R ⊗ G_L has the products λ_i(G_L)·λ_j(G_R) as eigenvalues.
+        """
+        ev = self.__dict__.get("_gram_eigenvalues")
+        if ev is None:
+            ev = tuple(np.linalg.eigvalsh(g) for g in self.gram_factors())
+            for e in ev:
+                e.setflags(write=False)
+            object.__setattr__(self, "_gram_eigenvalues", ev)
+        return ev
+
     def column_norms(self) -> np.ndarray:
         """‖ψ_j‖ for j = k + a·l, shape (ab,): ‖ψ_(k,l)‖ = ‖L[:, k]‖·‖R[l, :]‖."""
         return np.kron(np.linalg.norm(self.right, axis=1), np.linalg.norm(self.left, axis=0))

@@ -1,5 +1,6 @@
 import itertools
 
+import _bracket_reference as reference
 import numpy as np
 import pytest
 
@@ -104,3 +105,36 @@ def test_bracket_seed_types():
     assert a.lower == b.lower and a.lower_support == b.lower_support
     with pytest.raises(ValueError, match="seed=-1 must be >= 0"):
         rip_bracket(d, 2, seed=-1)
+
+
+# --- identity with the implementation before issue 16 (tests/_bracket_reference.py) -------------------
+def _gram_pair(seed, rounded):
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(1, 12, 2)
+    left, right = rng.standard_normal((rng.integers(1, 15), a)), rng.standard_normal((b, rng.integers(1, 15)))
+    if rounded:  # many exact ties among |G| entries
+        left, right = np.round(left, 1), np.round(right, 1)
+    return left.T @ left, right @ right.T
+
+
+@pytest.mark.parametrize("rounded", [False, True], ids=["generic", "ties"])
+def test_kron_gershgorin_bit_identical_to_before(rounded):
+    for seed in range(60):
+        g_left, g_right = _gram_pair(seed, rounded)
+        for s in (1, 2, 3, 5, 8, 20):
+            assert kron_gershgorin(g_left, g_right, s) == reference.kron_gershgorin(g_left, g_right, s, chunk_entries=64)
+
+
+@pytest.mark.parametrize("shape", [(512, 256, 32, 8), (40, 30, 12, 6), (12, 10, 4, 3)])
+@pytest.mark.parametrize("seed", range(4))
+def test_rip_bracket_identical_to_before(shape, seed):
+    """Same lower and upper bounds, same supports, same candidates as the pre-issue-16 code."""
+    d = KroneckerDictionary.from_seed(*shape, seed=seed)
+    for s in (2, 5, 9):
+        new = rip_bracket(d, s, n_random=50, seed=seed).to_dict()
+        old = reference.rip_bracket(d, s, n_random=50, seed=seed).to_dict()
+        for rec in (new, old):
+            rec.pop("seconds")
+            for side in ("left", "right"):
+                rec["factor_exact"][side].pop("supports_per_second")
+        assert new == old, (shape, seed, s)

@@ -52,7 +52,7 @@ def estimate_dictionary(d: KroneckerDictionary, *, seed, trial, sparsity, n_samp
             if "support" in estimators:
                 rows.append({**base, "estimator": "support", **sup.to_dict()})
         if "bracket" in estimators:
-            br = rip_bracket(d, s, gram=gram, random_lower=sup, budget_seconds=budget_seconds,
+            br = rip_bracket(d, s, random_lower=sup, budget_seconds=budget_seconds,
                              seed=np.random.SeedSequence(seed, spawn_key=(trial, 2, s)))
             rows.append({**base, "estimator": "bracket", **br.to_dict()})
     return rows
