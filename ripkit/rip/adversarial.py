@@ -37,7 +37,7 @@ import numpy as np
 
 from numba import njit
 
-from ripkit._numba import compile_kernel
+from ripkit._numba import lazy_kernel
 from ripkit.projections import as_generator
 
 __all__ = ["DenseGram", "KronGram", "SearchResult", "greedy_support", "swap_search", "adversarial_search"]
@@ -70,7 +70,7 @@ class DenseGram:
 
     def top_candidates(self, support, lams, vecs, side: str, tries: int) -> np.ndarray:
         """Per column p of ``vecs``: the ``tries`` non-members with the best 2×2 proxy, best first (−1 pads)."""
-        return _compiled(_top_kernel)(np.asarray(lams, dtype=np.float64), self.couplings(support, vecs),
+        return _top_kernel(np.asarray(lams, dtype=np.float64), self.couplings(support, vecs),
                                       self.diag(), _members(self.size, support), _sign(side), tries, False)
 
 
@@ -115,7 +115,7 @@ class KronGram:
         """``DenseGram.top_candidates`` from the factors, pruned exactly (``_kron_top_kernel``)."""
         support = np.asarray(support, dtype=np.int64)
         k, l = support % self.a, support // self.a
-        return _compiled(_kron_top_kernel)(
+        return _kron_top_kernel(
             np.asarray(lams, dtype=np.float64), np.ascontiguousarray(vecs, dtype=np.float64),
             np.ascontiguousarray(self.g_left[k]), np.ascontiguousarray(self.g_right[l]),
             np.ascontiguousarray(np.diag(self.g_left)), np.ascontiguousarray(np.diag(self.g_right)),
@@ -187,7 +187,7 @@ def _insert(best, top, score, j):
     top[q] = j
 
 
-def _top_kernel(lams, couplings, diag, members, sign, tries, empty):
+def _top_pass(lams, couplings, diag, members, sign, tries, empty):
     """Per row p: the ``tries`` best non-member candidates by 2×2 proxy score, best first.
 
     ``empty``: the remaining support is empty and the score is sign·d_j.  Ties keep the
@@ -205,8 +205,8 @@ def _top_kernel(lams, couplings, diag, members, sign, tries, empty):
     return top
 
 
-def _kron_top_kernel(lams, vecs, gl_rows, gr_rows, d_left, d_right, members, member_cols, sign, tries):
-    """``_top_kernel`` for G = G_R ⊗ G_L without the (P, ab) couplings, with exact pruning.
+def _kron_top_pass(lams, vecs, gl_rows, gr_rows, d_left, d_right, members, member_cols, sign, tries):
+    """``_top_pass`` for G = G_R ⊗ G_L without the (P, ab) couplings, with exact pruning.
 
     Coupling of position p with candidate (k', l'): c = Σ_i V[i,p]·G_L[k_i,k']·G_R[l_i,l'].
     |c| ≤ A[l']·B[k'] with A[l'] = max_i |G_R[l_i,l']| and B[k'] = Σ_i |V[i,p]|·|G_L[k_i,k']|,
@@ -269,13 +269,8 @@ def _kron_top_kernel(lams, vecs, gl_rows, gr_rows, d_left, d_right, members, mem
     return top
 
 
-_KERNELS = {}
-
-
-def _compiled(fn):
-    if fn.__name__ not in _KERNELS:
-        _KERNELS[fn.__name__] = compile_kernel(fn)
-    return _KERNELS[fn.__name__]
+_top_kernel = lazy_kernel(_top_pass)
+_kron_top_kernel = lazy_kernel(_kron_top_pass)
 
 
 def _members(size, support) -> np.ndarray:
@@ -348,7 +343,7 @@ def swap_search(gram, support, side: str, *, deadline: float = np.inf, max_round
             lams, vecs = _drop_one_eigenpairs(gram.block(support, support), side)
             top = gram.top_candidates(support, lams, vecs, side, tries)
         else:  # dropping the only member leaves nothing to couple with: the score is the diagonal
-            top = _compiled(_top_kernel)(np.zeros(1), np.zeros((1, gram.size)), diag,
+            top = _top_kernel(np.zeros(1), np.zeros((1, gram.size)), diag,
                                          _members(gram.size, support), _sign(side), tries, True)
         improved = False
         for block in _position_blocks(s):

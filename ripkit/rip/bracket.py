@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ripkit._numba import compile_kernel
+from ripkit._numba import lazy_kernel
 from ripkit.projections import as_generator
 from ripkit.rip.adversarial import DenseGram, KronGram, adversarial_search
 from ripkit.rip.estimators import support_rip
@@ -117,7 +117,7 @@ def kron_gershgorin(g_left: np.ndarray, g_right: np.ndarray, s: int, chunk_entri
     p, q = min(s, a), min(s, b)
     t = min(t, p * q - 1)
     abs_l, abs_r = np.abs(g_left), np.abs(g_right)
-    fast = _compiled_top_sums()(*_largest_abs(abs_l, p), *_largest_abs(abs_r, q), t)  # (a, b)
+    fast = _top_sums_kernel(*_largest_abs(abs_l, p), *_largest_abs(abs_r, q), t)  # (a, b)
     diag = d_left[:, None] * d_right[None, :]
     up, dn = diag + fast, diag - fast
     # |fast − exact| ≤ 2t·2⁻⁵³·(row sum): a margin of 1e-12 relative keeps every candidate row.
@@ -149,7 +149,7 @@ def _row_sum_exact(abs_l, abs_r, k, l, p, q, t) -> float:
     return float(-np.partition(-prod, t - 1, axis=2)[:, :, :t].sum(axis=2)[0, 0])
 
 
-def _top_sums_kernel(val_l, idx_l, val_r, idx_r, t):
+def _top_sums_pass(val_l, idx_l, val_r, idx_r, t):
     """Every row's sum of its t largest off-diagonal products, from the grid cells (i+1)(j+1) ≤ t+1."""
     a, p = val_l.shape
     b, q = val_r.shape
@@ -182,14 +182,7 @@ def _top_sums_kernel(val_l, idx_l, val_r, idx_r, t):
     return out
 
 
-_TOP_SUMS = None
-
-
-def _compiled_top_sums():
-    global _TOP_SUMS
-    if _TOP_SUMS is None:
-        _TOP_SUMS = compile_kernel(_top_sums_kernel)
-    return _TOP_SUMS
+_top_sums_kernel = lazy_kernel(_top_sums_pass)
 
 
 def factor_extremes(gram: np.ndarray, t: int, *, max_supports=MAX_SUPPORTS, seed=0, restarts=2,
