@@ -111,3 +111,15 @@ def test_kron_gram_blocks_and_couplings_against_dense():
     vecs = np.random.default_rng(0).standard_normal((3, 2))
     np.testing.assert_allclose(kg.couplings(sup, vecs), vecs.T @ dense[sup], rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(DenseGram(dense).couplings(sup, vecs), vecs.T @ dense[sup], rtol=1e-13)
+
+
+@pytest.mark.parametrize("side", ["max", "min"])
+@pytest.mark.parametrize("seed", range(6))
+def test_torch_scoring_on_cpu_gives_the_same_search(side, seed):
+    from ripkit.rip.torch_path import TorchKronGram
+
+    g_left, g_right = _kron_case(seed, 40, 30, 12, 6)
+    for s in (1, 3, 6):
+        ref = adversarial_search(KronGram(g_left, g_right), s, side, seed=seed, extra_starts=[[2, 7]])
+        res = adversarial_search(TorchKronGram(g_left, g_right, "cpu"), s, side, seed=seed, extra_starts=[[2, 7]])
+        assert (res.eigenvalue, res.support, res.restarts) == (ref.eigenvalue, ref.support, ref.restarts)

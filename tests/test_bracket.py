@@ -138,3 +138,17 @@ def test_rip_bracket_identical_to_before(shape, seed):
             for side in ("left", "right"):
                 rec["factor_exact"][side].pop("supports_per_second")
         assert new == old, (shape, seed, s)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_torch_path_gives_the_same_bracket(seed):
+    """device='torch-cpu' runs the torch code (what CUDA runs) on the CPU: same bracket as numba."""
+    d = KroneckerDictionary.from_seed(40, 30, 12, 6, seed=seed)
+    for s in (2, 4):
+        ref = rip_bracket(d, s, n_random=50, seed=seed, max_supports=50_000).to_dict()
+        res = rip_bracket(d, s, n_random=50, seed=seed, max_supports=50_000, device="torch-cpu").to_dict()
+        for rec in (ref, res):
+            rec.pop("seconds")
+            for side in ("left", "right"):
+                rec["factor_exact"][side].pop("supports_per_second")
+        assert res == ref

@@ -381,3 +381,31 @@ def test_most_supports_are_certified_not_solved():
     phi = random_phi(64, 24, seed=3)
     res = exact_rip(phi.T @ phi, 6)
     assert res.n_solved < 0.01 * res.n_supports
+
+
+@pytest.mark.parametrize("name, gram", list(_grams())[::3], ids=[n for n, _ in _grams()][::3])
+def test_torch_path_on_cpu_equals_numba_path(name, gram, monkeypatch):
+    import ripkit.rip.torch_path as torch_path
+
+    for s in range(2, min(7, gram.shape[0]) + 1):
+        ref = exact_rip(gram, s)
+        monkeypatch.setattr(torch_path, "CHUNK_BYTES", 48 * s * s * 100)  # chunks of 100: many records
+        res = exact_rip(gram, s, device="torch-cpu")
+        assert (res.lam_max, res.lam_min, res.support_max, res.support_min) == \
+            (ref.lam_max, ref.lam_min, ref.support_max, ref.support_min), (name, s)
+
+
+def test_torch_unrank_follows_itertools_order():
+    import torch
+
+    from ripkit.rip.torch_path import _prefix_counts, _unrank
+
+    for d, s in [(1, 1), (6, 2), (8, 3), (9, 5), (6, 6)]:
+        got = _unrank(torch.arange(math.comb(d, s)), d, s, torch.as_tensor(_prefix_counts(d, s)))
+        assert [tuple(r) for r in got.tolist()] == list(itertools.combinations(range(d), s))
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_device_without_cuda_is_refused():
+    with pytest.raises(ValueError, match="device='cuda:0': no CUDA device"):
+        exact_rip(np.eye(4), 2, device="cuda:0")

@@ -46,11 +46,16 @@ from ripkit.projections import as_generator
 from ripkit.rip.adversarial import DenseGram, KronGram, adversarial_search
 from ripkit.rip.estimators import support_rip
 from ripkit.rip.exhaustive import enumeration_feasible, exact_rip
+from ripkit.rip.torch_path import TorchKronGram, resolve_device
 
 __all__ = ["RipBracket", "rip_bracket", "factor_extremes", "kron_gershgorin", "gram_gershgorin"]
 
-#: Default cap on supports enumerated exactly (for Ψ itself and for each factor).
+#: Default cap on supports enumerated exactly (for Ψ itself and for each factor), numba path.
 MAX_SUPPORTS = 2_000_000
+#: The same cap on a CUDA device (``device='cuda'``): about a minute per side on an H100-class GPU.
+MAX_SUPPORTS_CUDA = 1_000_000_000
+#: Ψ itself is enumerated only if its ab×ab Gram fits in this many bytes.
+MAX_PSI_GRAM_BYTES = 1 << 30
 #: Relative widening of both sides against floating-point rounding in eigenvalues.
 FP_MARGIN = 1e-12
 
@@ -186,7 +191,7 @@ _top_sums_kernel = lazy_kernel(_top_sums_pass)
 
 
 def factor_extremes(gram: np.ndarray, t: int, *, max_supports=MAX_SUPPORTS, seed=0, restarts=2,
-                    budget_seconds=None, eigenvalues=None) -> dict:
+                    budget_seconds=None, eigenvalues=None, device=None) -> dict:
     """Λ(t) and λ(t) of one factor Gram: exact by enumeration if feasible, else bracketed.
 
     Returns a dict with ``exact`` (bool), upper-bound-on-Λ ``lam_max_hi``,
@@ -196,7 +201,7 @@ def factor_extremes(gram: np.ndarray, t: int, *, max_supports=MAX_SUPPORTS, seed
     d = gram.shape[0]
     t = min(t, d)
     if enumeration_feasible(d, t, max_supports):
-        ex = exact_rip(gram, t, max_supports=max_supports)
+        ex = exact_rip(gram, t, max_supports=max_supports, device=device)
         return {"exact": True, "t": t, "lam_max_hi": ex.lam_max, "lam_max_lo": ex.lam_max,
                 "support_max": ex.support_max, "lam_min_lo": ex.lam_min, "lam_min_hi": ex.lam_min,
                 "support_min": ex.support_min, "supports_per_second": ex.supports_per_second}
@@ -235,7 +240,8 @@ def _rectangles(fl: dict, fr_by_size: dict, a: int, s: int, c: float):
 
 
 def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: int = 1000, restarts: int = 2,
-                budget_seconds: float | None = None, seed=0, max_supports: int = MAX_SUPPORTS) -> RipBracket:
+                budget_seconds: float | None = None, seed=0, max_supports: int | None = None,
+                device=None) -> RipBracket:
     """Certified lower and upper bounds on δ_s of ``dictionary`` (scaled by 1/√c).
 
     Parameters
@@ -254,8 +260,13 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
     budget_seconds : float, optional
         Wall-time cap for each adversarial search (two per factor size, two for Ψ).
         None: run every start to completion (deterministic).
-    max_supports : int
-        Enumerate exactly when C(·, ·) is at most this.
+    max_supports : int, optional
+        Enumerate exactly when C(·, ·) is at most this (default ``MAX_SUPPORTS``,
+        ``MAX_SUPPORTS_CUDA`` on a CUDA device).
+    device : None, 'cpu', 'auto', 'cuda', 'cuda:N' or 'torch-cpu'
+        Where exact enumeration and the candidate scoring of the search run
+        (``ripkit.rip.torch_path.resolve_device``); the same results on every device
+        for the same ``max_supports``.
 
     Returns
     -------
@@ -264,6 +275,9 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
         support attaining ``lower``, and every candidate bound.
     """
     t0 = time.perf_counter()
+    device = resolve_device(device)
+    if max_supports is None:
+        max_supports = MAX_SUPPORTS_CUDA if device is not None and device.startswith("cuda") else MAX_SUPPORTS
     c = dictionary.isometry_scale
     a, b = dictionary.a, dictionary.b
     if not 1 <= s <= a * b:
@@ -292,13 +306,13 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
         return max_supports if t == top else min(max_supports, 200_000)
 
     fl = {p: factor_extremes(g_left, p, max_supports=cap(p, sa), seed=rng_seeds[1], restarts=restarts,
-                             budget_seconds=budget_seconds, eigenvalues=ev_l) for p in sizes_l}
+                             budget_seconds=budget_seconds, eigenvalues=ev_l, device=device) for p in sizes_l}
     fr = {q: factor_extremes(g_right, q, max_supports=cap(q, sb), seed=rng_seeds[2], restarts=restarts,
-                             budget_seconds=budget_seconds, eigenvalues=ev_r) for q in sizes_r}
+                             budget_seconds=budget_seconds, eigenvalues=ev_r, device=device) for q in sizes_r}
     lower.update(_rectangles(fl, fr, a, s, c))
 
     # -- lower: adversarial search on Ψ itself, seeded with the best random and rectangle supports
-    kg = KronGram(g_left, g_right)
+    kg = KronGram(g_left, g_right) if device is None else TorchKronGram(g_left, g_right, device)
     cut = False
     for side, name, extra in (("max", "adversarial(+)", [lower["rectangle(+)"][1], random_lower.support]),
                               ("min", "adversarial(-)", [lower["rectangle(-)"][1], random_lower.support])):
@@ -321,9 +335,9 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
     upper_minus["psd"] = 1.0
 
     # -- both sides at once when Ψ's own supports can be enumerated
-    if enumeration_feasible(a * b, s, max_supports):
-        sub_gram = np.kron(g_right, g_left)  # ab ≤ a few thousand here: bounded by max_supports
-        ex = exact_rip(sub_gram, s, max_supports=max_supports, isometry_scale=c)
+    if enumeration_feasible(a * b, s, max_supports) and 8 * (a * b) ** 2 <= MAX_PSI_GRAM_BYTES:
+        sub_gram = np.kron(g_right, g_left)  # (ab)² bounded just above
+        ex = exact_rip(sub_gram, s, max_supports=max_supports, isometry_scale=c, device=device)
         lower["exhaustive(+)"] = (ex.delta_upper_side, ex.support_max)
         lower["exhaustive(-)"] = (ex.delta_lower_side, ex.support_min)
         upper_plus["exhaustive"], upper_minus["exhaustive"] = ex.delta_upper_side, ex.delta_lower_side

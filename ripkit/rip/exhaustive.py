@@ -45,6 +45,7 @@ import numba
 
 from ripkit._checks import check_matrix, check_positive_int
 from ripkit.rip._enumerate import _successor, _unrank, enumerate_extremes  # noqa: F401 (tests walk them)
+from ripkit.rip.torch_path import enumerate_extremes_torch, resolve_device
 
 __all__ = [
     "ExactRip",
@@ -160,6 +161,7 @@ def exact_rip(
     max_supports=DEFAULT_MAX_SUPPORTS,
     isometry_scale: float = 1.0,
     symmetry_tol: float = 1e-8,
+    device=None,
 ) -> ExactRip:
     """Exact RIP constant of order ``s`` from a Gram matrix, by enumerating all supports.
 
@@ -180,6 +182,10 @@ def exact_rip(
         (ripkit's ``"cosa"`` scale: c = (m/a)·(n/b)).
     symmetry_tol : float, default=1e-8
         Allowed max |G − Gᵀ| relative to max(1, max |G|).
+    device : None, 'cpu', 'auto', 'cuda', 'cuda:N' or 'torch-cpu'
+        None or 'cpu': the numba kernel; otherwise the torch path on that device
+        ('auto': CUDA when present, else numba; 'torch-cpu': torch on the CPU),
+        ``ripkit.rip.torch_path``.  Same results either way.
 
     Returns
     -------
@@ -202,6 +208,7 @@ def exact_rip(
     d = g.shape[0]
     s = _check_s(s, d)
     limit = _check_max_supports(max_supports)
+    torch_device = resolve_device(device)
     scale = _check_isometry_scale(isometry_scale)
     asym = float(np.max(np.abs(g - g.T)))
     allowed = symmetry_tol * max(1.0, float(np.max(np.abs(g))))
@@ -226,6 +233,11 @@ def exact_rip(
         sup_max, sup_min = (i_hi,), (i_lo,)
         seconds = time.perf_counter() - t0
         n_solved = d
+    elif torch_device is not None:
+        t0 = time.perf_counter()
+        lam_max, lam_min, sup_max, sup_min, n_solved = enumerate_extremes_torch(g, s, torch_device)
+        seconds = time.perf_counter() - t0
+        lam_max, lam_min = float(lam_max), float(lam_min)
     else:
         tasks = prefix_tasks(d, s, _MIN_TASKS)
         n_workers = 1 if total < _PARALLEL_MIN_SUPPORTS else max(1, min(numba.get_num_threads(), tasks.shape[0]))
