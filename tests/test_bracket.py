@@ -128,7 +128,8 @@ def test_kron_gershgorin_bit_identical_to_before(rounded):
 @pytest.mark.parametrize("shape", [(512, 256, 32, 8), (40, 30, 12, 6), (12, 10, 4, 3)])
 @pytest.mark.parametrize("seed", range(4))
 def test_rip_bracket_identical_to_before(shape, seed):
-    """Same lower and upper bounds, same supports, same candidates as the pre-issue-16 code."""
+    """Same lower bounds and supports, same pre-issue-16 upper candidates; the only new candidate
+    (group) can only tighten the upper bound."""
     d = KroneckerDictionary.from_seed(*shape, seed=seed)
     for s in (2, 5, 9):
         new = rip_bracket(d, s, n_random=50, seed=seed).to_dict()
@@ -137,7 +138,17 @@ def test_rip_bracket_identical_to_before(shape, seed):
             rec.pop("seconds")
             for side in ("left", "right"):
                 rec["factor_exact"][side].pop("supports_per_second")
+        group = {side: new["upper_candidates"][side].pop("group") for side in ("plus", "minus")}
+        new_upper, old_upper = new.pop("upper"), old.pop("upper")
+        new_by, old_by = new.pop("upper_by"), old.pop("upper_by")
         assert new == old, (shape, seed, s)
+        assert new_upper <= old_upper
+        if not new_by.startswith("group"):
+            assert (new_upper, new_by) == (old_upper, old_by)
+        else:
+            assert new_upper == pytest.approx(max(min(group["plus"], *old["upper_candidates"]["plus"].values()),
+                                                  min(group["minus"], *old["upper_candidates"]["minus"].values())),
+                                              rel=1e-11)
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -32,6 +32,10 @@ Upper bounds (proofs)
                 δ_s ≤ 1 − (1−δ_s(L))(1−δ_s(Rᵀ)) on the lower side.  The factors'
                 Λ, λ are exact by enumeration where C(a, s_a), C(b, s_b) allow,
                 else bounded by the factor's own spectral/Gershgorin bounds;
+    group       (``ripkit.rip.upper.group_bound``, proof there) a support whose
+                largest R-group (elements sharing an R-index) has g_R elements and
+                which spans |J| R-indices has λ_max ≤ Λ_L(g_R)·Λ_R(|J|), with
+                g_R + |J| − 1 ≤ s, and symmetrically; never looser than kron-product;
     psd         λ⁻ ≥ 0, so the lower side never exceeds 1.
 """
 from __future__ import annotations
@@ -41,14 +45,14 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ripkit._numba import lazy_kernel
 from ripkit.projections import as_generator
 from ripkit.rip.adversarial import DenseGram, KronGram, adversarial_search
 from ripkit.rip.estimators import support_rip
 from ripkit.rip.exhaustive import enumeration_feasible, exact_rip
 from ripkit.rip.torch_path import TorchKronGram, resolve_device
+from ripkit.rip.upper import factor_profile, gram_gershgorin, group_bound, kron_gershgorin
 
-__all__ = ["RipBracket", "rip_bracket", "factor_extremes", "kron_gershgorin", "gram_gershgorin"]
+__all__ = ["RipBracket", "rip_bracket", "factor_extremes", "kron_gershgorin", "gram_gershgorin", "group_bound"]
 
 #: Default cap on supports enumerated exactly (for Ψ itself and for each factor), numba path.
 MAX_SUPPORTS = 2_000_000
@@ -86,108 +90,6 @@ class RipBracket:
         out = asdict(self)
         out["delta"] = self.lower
         return out
-
-
-def gram_gershgorin(gram: np.ndarray, s: int) -> tuple[float, float]:
-    """Row-wise Gershgorin bounds on every s×s principal sub-block: (λ_max ≤ hi, λ_min ≥ lo)."""
-    off = np.abs(gram - np.diag(np.diag(gram)))
-    t = min(s - 1, gram.shape[0] - 1)
-    top = -np.partition(-off, t - 1, axis=1)[:, :t].sum(axis=1) if t > 0 else np.zeros(gram.shape[0])
-    d = np.diag(gram)
-    return float(np.max(d + top)), float(np.min(d - top))
-
-
-def kron_gershgorin(g_left: np.ndarray, g_right: np.ndarray, s: int, chunk_entries: int = 2**22):
-    """``gram_gershgorin`` for G_R ⊗ G_L without forming it.
-
-    Row (k, l) holds the products |G_L[k,k']|·|G_R[l,l']|.  Its s−1 largest
-    off-diagonal entries lie among the products of the s largest of
-    |G_L[k,:]| and of |G_R[l,:]| (any other product is dominated by s
-    products in that grid), so each row costs O(s²) after sorting the factor rows.
-
-    Only the rows that can attain the max (min) need that exact O(s²) sum: a numba
-    pass computes every row's sum over the few grid cells (i, j) with
-    (i+1)(j+1) ≤ s (a cell dominated by s others, one of which may be the row's own
-    diagonal, cannot be among the s−1 largest), in its own summation order; rows
-    within a rounding margin of the extreme then get the exact sum
-    (``_row_sums_exact``), so the bound is the same number, bit for bit, as summing
-    every row that way.
-    """
-    a, b = g_left.shape[0], g_right.shape[0]
-    t = s - 1
-    d_left, d_right = np.diag(g_left), np.diag(g_right)
-    if t == 0 or a * b == 1:
-        diag = np.kron(d_right, d_left)
-        return float(diag.max()), float(diag.min())
-    p, q = min(s, a), min(s, b)
-    t = min(t, p * q - 1)
-    abs_l, abs_r = np.abs(g_left), np.abs(g_right)
-    fast = _top_sums_kernel(*_largest_abs(abs_l, p), *_largest_abs(abs_r, q), t)  # (a, b)
-    diag = d_left[:, None] * d_right[None, :]
-    up, dn = diag + fast, diag - fast
-    # |fast − exact| ≤ 2t·2⁻⁵³·(row sum): a margin of 1e-12 relative keeps every candidate row.
-    margin = 1e-12 * (1.0 + float(np.abs(fast).max()) + float(np.abs(diag).max()))
-    rows_hi = np.argwhere(up >= up.max() - margin)
-    rows_lo = np.argwhere(dn <= dn.min() + margin)
-    hi = max(float(d_left[k] * d_right[l] + _row_sum_exact(abs_l, abs_r, k, l, p, q, t)) for k, l in rows_hi)
-    lo = min(float(d_left[k] * d_right[l] - _row_sum_exact(abs_l, abs_r, k, l, p, q, t)) for k, l in rows_lo)
-    return hi, lo
-
-
-def _largest_abs(abs_gram: np.ndarray, p: int):
-    """Column indices and values of the p largest entries of each row of |G| (values descending)."""
-    idx = np.argpartition(-abs_gram, p - 1, axis=1)[:, :p] if p < abs_gram.shape[1] else \
-        np.broadcast_to(np.arange(p), abs_gram.shape).copy()
-    val = np.take_along_axis(abs_gram, idx, axis=1)
-    order = np.argsort(-val, axis=1)
-    return np.ascontiguousarray(np.take_along_axis(val, order, axis=1)), np.take_along_axis(idx, order, axis=1)
-
-
-def _row_sum_exact(abs_l, abs_r, k, l, p, q, t) -> float:
-    """Sum of the t largest off-diagonal products of row (k, l) exactly as ripkit always summed it:
-    the factor rows' p (q) largest in ``argsort`` order, the p·q grid with the diagonal cell zeroed,
-    ``np.partition`` of its negation, and a sum of the first t."""
-    idx_l, idx_r = np.argsort(-abs_l[k])[:p], np.argsort(-abs_r[l])[:q]
-    prod = abs_l[k, idx_l][None, None, :, None] * abs_r[l, idx_r][None, None, None, :]
-    own = (idx_l[None, None, :, None] == k) & (idx_r[None, None, None, :] == l)
-    prod = np.where(own, 0.0, prod).reshape(1, 1, -1)
-    return float(-np.partition(-prod, t - 1, axis=2)[:, :, :t].sum(axis=2)[0, 0])
-
-
-def _top_sums_pass(val_l, idx_l, val_r, idx_r, t):
-    """Every row's sum of its t largest off-diagonal products, from the grid cells (i+1)(j+1) ≤ t+1."""
-    a, p = val_l.shape
-    b, q = val_r.shape
-    out = np.empty((a, b))
-    top = np.empty(t)  # the t largest so far, descending
-    for k in range(a):
-        for l in range(b):
-            n = 0
-            for i in range(p):
-                if i + 1 > t + 1:
-                    break
-                for j in range(q):
-                    if (i + 1) * (j + 1) > t + 1:
-                        break
-                    if idx_l[k, i] == k and idx_r[l, j] == l:
-                        continue
-                    v = val_l[k, i] * val_r[l, j]
-                    if n == t and v <= top[t - 1]:
-                        continue
-                    pos = n if n < t else t - 1
-                    while pos > 0 and top[pos - 1] < v:
-                        top[pos] = top[pos - 1]
-                        pos -= 1
-                    top[pos] = v
-                    n = min(n + 1, t)
-            acc = 0.0
-            for i in range(n):
-                acc += top[i]
-            out[k, l] = acc
-    return out
-
-
-_top_sums_kernel = lazy_kernel(_top_sums_pass)
 
 
 def factor_extremes(gram: np.ndarray, t: int, *, max_supports=MAX_SUPPORTS, seed=0, restarts=2,
@@ -333,6 +235,11 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
     upper_plus["kron-product"] = left["lam_max_hi"] * right["lam_max_hi"] / c - 1.0
     upper_minus["kron-product"] = 1.0 - left["lam_min_lo"] * right["lam_min_lo"] / c
     upper_minus["psd"] = 1.0
+    # -- upper: the group bound (ripkit.rip.upper), from the factors' extremes at every size ≤ s
+    prof_l = factor_profile(g_left, s, fl, ev_l, max_supports=max_supports, device=device)
+    prof_r = factor_profile(g_right, s, fr, ev_r, max_supports=max_supports, device=device)
+    up, dn = group_bound(*prof_l, *prof_r, s)
+    upper_plus["group"], upper_minus["group"] = up / c - 1.0, 1.0 - dn / c
 
     # -- both sides at once when Ψ's own supports can be enumerated
     if enumeration_feasible(a * b, s, max_supports) and 8 * (a * b) ** 2 <= MAX_PSI_GRAM_BYTES:
