@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse.linalg import LinearOperator
 
 from ripkit._checks import check_matrix
 from ripkit.projections import fingerprint, projection_pair, projection_std
@@ -204,8 +203,10 @@ class KroneckerDictionary:
             out_t = R @ v                                          # (K, b, a)
         return out_t.reshape(k, a * b).T
 
-    def as_linear_operator(self) -> LinearOperator:
+    def as_linear_operator(self):
         """A ``scipy.sparse.linalg.LinearOperator`` view of Ψ (float64)."""
+        from scipy.sparse.linalg import LinearOperator  # imported here: it costs ~0.3 s at start-up
+
         return LinearOperator(
             shape=self.shape, dtype=np.float64,
             matvec=self.matvec, rmatvec=self.rmatvec,
@@ -227,6 +228,17 @@ class KroneckerDictionary:
                 g.setflags(write=False)
             object.__setattr__(self, "_grams", grams)
         return grams
+
+    def memo(self, key, compute):
+        """``compute()`` once per dictionary and ``key`` (hashable), then the stored result.
+
+        For quantities derived from the factors alone (exact factor constants, bounds):
+        the factors are read-only, so a memo can never go stale.
+        """
+        store = self.__dict__.setdefault("_memo", {})  # a frozen dataclass: bypass __setattr__
+        if key not in store:
+            store[key] = compute()
+        return store[key]
 
     def gram_eigenvalues(self) -> tuple[np.ndarray, np.ndarray]:
         """Ascending eigenvalues of (G_L, G_R) (``numpy.linalg.eigvalsh``), computed once and cached.

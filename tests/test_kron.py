@@ -160,3 +160,11 @@ def test_from_seed_keeps_its_own_factors_without_copy():
     assert not d.left.flags.writeable and d.left.base is None
     again = KroneckerDictionary(d.left, d.right)
     assert again.left is d.left and again.right is d.right
+
+
+def test_memo_computes_once_per_dictionary_and_key():
+    d = _dict(4, 5, 3, 2)
+    calls = []
+    assert d.memo("k", lambda: calls.append(1) or 7) == 7
+    assert d.memo("k", lambda: calls.append(1) or 8) == 7 and calls == [1]
+    assert _dict(4, 5, 3, 2).memo("k", lambda: 9) == 9  # another dictionary, another memo

@@ -202,112 +202,131 @@ def _lex_less(c, best, s):
     return False
 
 
-def _enumerate_kernel(g, s, tasks, n_workers, sigma, mfac):
+@njit
+def _walk(g, s, tasks, w, n_workers, sigma, mfac, hi_val, lo_val, hi_sup, lo_sup, n_solved):
+    """Worker w: tasks w, w + n_workers, …; its records go to row w of the outputs."""
     d = g.shape[0]
     n_tasks, q = tasks.shape
-    hi_val = np.full(n_workers, -np.inf)
-    lo_val = np.full(n_workers, np.inf)
-    hi_sup = np.zeros((n_workers, s), np.int64)
-    lo_sup = np.zeros((n_workers, s), np.int64)
-    n_solved = np.zeros(n_workers, np.int64)
-    for w in prange(n_workers):
-        c = np.zeros(s, np.int64)
-        scratch = np.empty((s, s))
-        fac_hi, fac_lo = np.zeros((s, s)), np.zeros((s, s))
-        inv_hi, inv_lo = np.zeros(s), np.zeros(s)
-        x_hi, x_lo = np.empty((s, s, d)), np.empty((s, s, d))
-        piv_hi, piv_lo = np.empty((s, d)), np.empty((s, d))
-        ok_hi, ok_lo = np.zeros(s + 1, np.bool_), np.zeros(s + 1, np.bool_)
-        ver = np.zeros(s, np.int64)  # version of the sibling batch at each depth (-1: none yet)
-        pos = np.zeros(s, np.int64)
-        hv, lv = -np.inf, np.inf
-        best_hi, best_lo = np.zeros(s, np.int64), np.zeros(s, np.int64)
-        th_hi, th_lo = 0.0, 0.0
-        version = 0
-        solved = 0
-        for task in range(w, n_tasks, n_workers):
-            for i in range(q):
-                c[i] = tasks[task, i]
-            if hv == -np.inf:  # the first completion, solved, opens the records
-                for i in range(q, s):
-                    c[i] = c[i - 1] + 1 if i > 0 else 0
-                lam_lo, lam_hi = block_extremes(g, c, s, scratch)  # solved again (and counted) in the walk
-                hv, lv = lam_hi, lam_lo
-                best_hi[:] = c
-                best_lo[:] = c
-                th_hi, th_lo = hv - mfac * (sigma + abs(hv)), lv + mfac * (sigma + abs(lv))
-                version += 1
-            ok_hi[q] = _factor(g, c, q, -1.0, th_hi, fac_hi, inv_hi)
-            ok_lo[q] = _factor(g, c, q, 1.0, th_lo, fac_lo, inv_lo)
-            t = q
-            pos[t] = c[q - 1] + 1 if q > 0 else 0
+    c = np.zeros(s, np.int64)
+    scratch = np.empty((s, s))
+    fac_hi, fac_lo = np.zeros((s, s)), np.zeros((s, s))
+    inv_hi, inv_lo = np.zeros(s), np.zeros(s)
+    x_hi, x_lo = np.empty((s, s, d)), np.empty((s, s, d))
+    piv_hi, piv_lo = np.empty((s, d)), np.empty((s, d))
+    ok_hi, ok_lo = np.zeros(s + 1, np.bool_), np.zeros(s + 1, np.bool_)
+    ver = np.zeros(s, np.int64)  # version of the sibling batch at each depth (-1: none yet)
+    pos = np.zeros(s, np.int64)
+    hv, lv = -np.inf, np.inf
+    best_hi, best_lo = np.zeros(s, np.int64), np.zeros(s, np.int64)
+    th_hi, th_lo = 0.0, 0.0
+    version = 0
+    solved = 0
+    for task in range(w, n_tasks, n_workers):
+        for i in range(q):
+            c[i] = tasks[task, i]
+        if hv == -np.inf:  # the first completion, solved, opens the records
+            for i in range(q, s):
+                c[i] = c[i - 1] + 1 if i > 0 else 0
+            lam_lo, lam_hi = block_extremes(g, c, s, scratch)  # solved again (and counted) in the walk
+            hv, lv = lam_hi, lam_lo
+            best_hi[:] = c
+            best_lo[:] = c
+            th_hi, th_lo = hv - mfac * (sigma + abs(hv)), lv + mfac * (sigma + abs(lv))
+            version += 1
+        ok_hi[q] = _factor(g, c, q, -1.0, th_hi, fac_hi, inv_hi)
+        ok_lo[q] = _factor(g, c, q, 1.0, th_lo, fac_lo, inv_lo)
+        t = q
+        pos[t] = c[q - 1] + 1 if q > 0 else 0
+        ver[t] = -1
+        while t >= q:
+            end = d - s + t + 1  # c[t] < end leaves room for the deeper elements
+            if pos[t] >= end:
+                t -= 1
+                if t >= q:
+                    pos[t] += 1
+                continue
+            if ver[t] != version:
+                if ver[t] != -1:  # the record moved: refactor this path for the new thresholds
+                    ok_hi[t] = _factor(g, c, t, -1.0, th_hi, fac_hi, inv_hi)
+                    ok_lo[t] = _factor(g, c, t, 1.0, th_lo, fac_lo, inv_lo)
+                if ok_hi[t]:
+                    _sibling_rows(g, c, t, pos[t], end, -1.0, th_hi, fac_hi, inv_hi, x_hi[t], piv_hi[t])
+                if ok_lo[t]:
+                    _sibling_rows(g, c, t, pos[t], end, 1.0, th_lo, fac_lo, inv_lo, x_lo[t], piv_lo[t])
+                ver[t] = version
+            if t == s - 1:  # leaves: certified, or solved
+                nxt = end
+                for j in range(pos[t], end):
+                    if ok_hi[t] and piv_hi[t, j] > 0.0 and ok_lo[t] and piv_lo[t, j] > 0.0:
+                        continue
+                    c[t] = j
+                    lam_lo, lam_hi = block_extremes(g, c, s, scratch)
+                    solved += 1
+                    moved = False
+                    if lam_hi > hv or (lam_hi == hv and _lex_less(c, best_hi, s)):
+                        hv = lam_hi
+                        best_hi[:] = c
+                        th_hi = hv - mfac * (sigma + abs(hv))
+                        moved = True
+                    if lam_lo < lv or (lam_lo == lv and _lex_less(c, best_lo, s)):
+                        lv = lam_lo
+                        best_lo[:] = c
+                        th_lo = lv + mfac * (sigma + abs(lv))
+                        moved = True
+                    if moved:  # sharper thresholds: recertify the remaining siblings
+                        version += 1
+                        nxt = j + 1
+                        break
+                pos[t] = nxt
+                continue
+            j = pos[t]  # descend into c[t] = j
+            c[t] = j
+            ok_hi[t + 1] = ok_hi[t] and piv_hi[t, j] > 0.0
+            if ok_hi[t + 1]:
+                for i in range(t):
+                    fac_hi[t, i] = x_hi[t, i, j]
+                fac_hi[t, t] = math.sqrt(piv_hi[t, j])
+                inv_hi[t] = 1.0 / fac_hi[t, t]
+            ok_lo[t + 1] = ok_lo[t] and piv_lo[t, j] > 0.0
+            if ok_lo[t + 1]:
+                for i in range(t):
+                    fac_lo[t, i] = x_lo[t, i, j]
+                fac_lo[t, t] = math.sqrt(piv_lo[t, j])
+                inv_lo[t] = 1.0 / fac_lo[t, t]
+            t += 1
+            pos[t] = j + 1
             ver[t] = -1
-            while t >= q:
-                end = d - s + t + 1  # c[t] < end leaves room for the deeper elements
-                if pos[t] >= end:
-                    t -= 1
-                    if t >= q:
-                        pos[t] += 1
-                    continue
-                if ver[t] != version:
-                    if ver[t] != -1:  # the record moved: refactor this path for the new thresholds
-                        ok_hi[t] = _factor(g, c, t, -1.0, th_hi, fac_hi, inv_hi)
-                        ok_lo[t] = _factor(g, c, t, 1.0, th_lo, fac_lo, inv_lo)
-                    if ok_hi[t]:
-                        _sibling_rows(g, c, t, pos[t], end, -1.0, th_hi, fac_hi, inv_hi, x_hi[t], piv_hi[t])
-                    if ok_lo[t]:
-                        _sibling_rows(g, c, t, pos[t], end, 1.0, th_lo, fac_lo, inv_lo, x_lo[t], piv_lo[t])
-                    ver[t] = version
-                if t == s - 1:  # leaves: certified, or solved
-                    nxt = end
-                    for j in range(pos[t], end):
-                        if ok_hi[t] and piv_hi[t, j] > 0.0 and ok_lo[t] and piv_lo[t, j] > 0.0:
-                            continue
-                        c[t] = j
-                        lam_lo, lam_hi = block_extremes(g, c, s, scratch)
-                        solved += 1
-                        moved = False
-                        if lam_hi > hv or (lam_hi == hv and _lex_less(c, best_hi, s)):
-                            hv = lam_hi
-                            best_hi[:] = c
-                            th_hi = hv - mfac * (sigma + abs(hv))
-                            moved = True
-                        if lam_lo < lv or (lam_lo == lv and _lex_less(c, best_lo, s)):
-                            lv = lam_lo
-                            best_lo[:] = c
-                            th_lo = lv + mfac * (sigma + abs(lv))
-                            moved = True
-                        if moved:  # sharper thresholds: recertify the remaining siblings
-                            version += 1
-                            nxt = j + 1
-                            break
-                    pos[t] = nxt
-                    continue
-                j = pos[t]  # descend into c[t] = j
-                c[t] = j
-                ok_hi[t + 1] = ok_hi[t] and piv_hi[t, j] > 0.0
-                if ok_hi[t + 1]:
-                    for i in range(t):
-                        fac_hi[t, i] = x_hi[t, i, j]
-                    fac_hi[t, t] = math.sqrt(piv_hi[t, j])
-                    inv_hi[t] = 1.0 / fac_hi[t, t]
-                ok_lo[t + 1] = ok_lo[t] and piv_lo[t, j] > 0.0
-                if ok_lo[t + 1]:
-                    for i in range(t):
-                        fac_lo[t, i] = x_lo[t, i, j]
-                    fac_lo[t, t] = math.sqrt(piv_lo[t, j])
-                    inv_lo[t] = 1.0 / fac_lo[t, t]
-                t += 1
-                pos[t] = j + 1
-                ver[t] = -1
-        hi_val[w], lo_val[w] = hv, lv
-        hi_sup[w, :] = best_hi
-        lo_sup[w, :] = best_lo
-        n_solved[w] = solved
+    hi_val[w], lo_val[w] = hv, lv
+    hi_sup[w, :] = best_hi
+    lo_sup[w, :] = best_lo
+    n_solved[w] = solved
+
+
+@njit
+def _outputs(n_workers, s):
+    return (np.full(n_workers, -np.inf), np.full(n_workers, np.inf), np.zeros((n_workers, s), np.int64),
+            np.zeros((n_workers, s), np.int64), np.zeros(n_workers, np.int64))
+
+
+def _serial_pass(g, s, tasks, sigma, mfac):
+    hi_val, lo_val, hi_sup, lo_sup, n_solved = _outputs(1, s)
+    _walk(g, s, tasks, 0, 1, sigma, mfac, hi_val, lo_val, hi_sup, lo_sup, n_solved)
     return hi_val, lo_val, hi_sup, lo_sup, n_solved
 
 
-_kernel = lazy_kernel(_enumerate_kernel, parallel=True)
+def _parallel_pass(g, s, tasks, n_workers, sigma, mfac):
+    hi_val, lo_val, hi_sup, lo_sup, n_solved = _outputs(n_workers, s)
+    for w in prange(n_workers):
+        _walk(g, s, tasks, w, n_workers, sigma, mfac, hi_val, lo_val, hi_sup, lo_sup, n_solved)
+    return hi_val, lo_val, hi_sup, lo_sup, n_solved
+
+
+
+
+# Two entry points: loading a parallel=True kernel costs about a second per process (threading
+# layer), so small enumerations run the serial one.
+_serial_kernel = lazy_kernel(_serial_pass)
+_parallel_kernel = lazy_kernel(_parallel_pass, parallel=True)
 
 
 def enumerate_extremes(g: np.ndarray, s: int, tasks: np.ndarray, n_workers: int):
@@ -316,4 +335,6 @@ def enumerate_extremes(g: np.ndarray, s: int, tasks: np.ndarray, n_workers: int)
     Returns per-worker (hi_val, lo_val, hi_sup, lo_sup, n_solved); the caller merges them.
     """
     sigma = float(np.max(np.abs(g)))
-    return _kernel(g, s, tasks, n_workers, sigma, margin_factor(s))
+    if n_workers == 1:
+        return _serial_kernel(g, s, tasks, sigma, margin_factor(s))
+    return _parallel_kernel(g, s, tasks, n_workers, sigma, margin_factor(s))

@@ -231,18 +231,21 @@ def _kron_top_pass(lams, vecs, gl_rows, gr_rows, d_left, d_right, members, membe
         is_member_col[k] = True
     bk = np.empty(a)
     w = np.empty(s)
+    abs_gl = np.abs(gl_rows)                   # (s, a): B[k'] sums run along k' (vectorised)
+    gl_t = np.ascontiguousarray(gl_rows.T)     # (a, s): one candidate's couplings are contiguous
     for p in range(n_rows):
         lam = lams[p]
         best[:] = -np.inf
         top_p = top[p]
+        bk[:] = 0.0
+        for i in range(s):
+            v = abs(vecs[i, p])
+            for k in range(a):
+                bk[k] += v * abs_gl[i, k]
         b_out = 0.0
         for k in range(a):
-            acc = 0.0
-            for i in range(s):
-                acc += abs(vecs[i, p]) * abs(gl_rows[i, k])
-            bk[k] = acc
-            if not is_member_col[k] and acc > b_out:
-                b_out = acc
+            if not is_member_col[k] and bk[k] > b_out:
+                b_out = bk[k]
         for t in range(b):
             l = order[t]
             if sign > 0:
@@ -264,7 +267,7 @@ def _kron_top_pass(lams, vecs, gl_rows, gr_rows, d_left, d_right, members, membe
                     continue
                 c = 0.0
                 for i in range(s):
-                    c += w[i] * gl_rows[i, k]
+                    c += w[i] * gl_t[k, i]
                 _insert(best, top_p, _proxy(lam, c, d, sign), j)
     return top
 
@@ -297,8 +300,12 @@ def greedy_support(gram: DenseGram | KronGram, s: int, side: str, start) -> list
 
 
 def _extreme_values(subs: np.ndarray, side: str) -> np.ndarray:
-    """``_extreme(sub)[0]`` for a stack of sub-blocks: eigh (not eigvalsh), so the values are the same bits."""
-    w = np.linalg.eigh(subs)[0]
+    """The extreme eigenvalue of each block of a stack, without eigenvectors (to decide swaps only).
+
+    It may differ from ``_extreme``'s in the last bits; decisions use a 1e-13 margin and the
+    value reported for the final support is recomputed with ``_extreme``.
+    """
+    w = np.linalg.eigvalsh(subs)
     return w[:, -1] if side == "max" else w[:, 0]
 
 
@@ -324,6 +331,11 @@ def _drop_one_eigenpairs(sub: np.ndarray, side: str):
     return w[:, col], vecs
 
 
+def _result(gram, support, side):
+    """(support, its extreme eigenvalue by ``_extreme``): the reported value always has eigh's bits."""
+    return support, float(_extreme(gram.block(support, support), side)[0])
+
+
 def swap_search(gram, support, side: str, *, deadline: float = np.inf, max_rounds: int = 50,
                 tries: int = 3) -> tuple[list[int], float]:
     """1-swap local search from ``support``; returns (support, exact extreme eigenvalue).
@@ -338,7 +350,7 @@ def swap_search(gram, support, side: str, *, deadline: float = np.inf, max_round
     s = len(support)
     for _ in range(max_rounds):
         if time.perf_counter() > deadline:
-            return support, float(value)
+            return _result(gram, support, side)
         if s > 1:
             lams, vecs = _drop_one_eigenpairs(gram.block(support, support), side)
             top = gram.top_candidates(support, lams, vecs, side, tries)
@@ -348,7 +360,7 @@ def swap_search(gram, support, side: str, *, deadline: float = np.inf, max_round
         improved = False
         for block in _position_blocks(s):
             if time.perf_counter() > deadline:
-                return support, float(value)
+                return _result(gram, support, side)
             # The exact eigenvalue of every (position, candidate) swap in this block, one batched
             # eigh (the same LAPACK call per matrix as one at a time), then scanned in order.
             trials = [(support[:p] + support[p + 1:] + [int(j)]) for p in block for j in top[p] if j >= 0]
@@ -363,7 +375,7 @@ def swap_search(gram, support, side: str, *, deadline: float = np.inf, max_round
                 break
         if not improved:
             break
-    return support, float(value)
+    return _result(gram, support, side)
 
 
 def adversarial_search(gram, s: int, side: str, *, restarts: int = 2, seed=0, extra_starts=(),

@@ -92,23 +92,28 @@ class RipBracket:
         return out
 
 
+def _no_memo(key, compute):
+    return compute()
+
+
 def factor_extremes(gram: np.ndarray, t: int, *, max_supports=MAX_SUPPORTS, seed=0, restarts=2,
-                    budget_seconds=None, eigenvalues=None, device=None) -> dict:
+                    budget_seconds=None, eigenvalues=None, device=None, memo=_no_memo) -> dict:
     """Λ(t) and λ(t) of one factor Gram: exact by enumeration if feasible, else bracketed.
 
     Returns a dict with ``exact`` (bool), upper-bound-on-Λ ``lam_max_hi``,
     lower-bound-on-λ ``lam_min_lo`` (for the kron-product upper bound) and
     attained ``lam_max_lo`` / ``lam_min_hi`` with supports (for rectangles).
+    ``memo(key, compute)`` may store the seed-independent parts (enumeration, Gershgorin).
     """
     d = gram.shape[0]
     t = min(t, d)
     if enumeration_feasible(d, t, max_supports):
-        ex = exact_rip(gram, t, max_supports=max_supports, device=device)
+        ex = memo(("exact_rip", t), lambda: exact_rip(gram, t, max_supports=max_supports, device=device))
         return {"exact": True, "t": t, "lam_max_hi": ex.lam_max, "lam_max_lo": ex.lam_max,
                 "support_max": ex.support_max, "lam_min_lo": ex.lam_min, "lam_min_hi": ex.lam_min,
                 "support_min": ex.support_min, "supports_per_second": ex.supports_per_second}
     eig = np.linalg.eigvalsh(gram) if eigenvalues is None else eigenvalues
-    g_hi, g_lo = gram_gershgorin(gram, t)
+    g_hi, g_lo = memo(("gershgorin", t), lambda: gram_gershgorin(gram, t))
     dense = DenseGram(gram)
     up = adversarial_search(dense, t, "max", restarts=restarts, seed=seed, budget_seconds=budget_seconds)
     dn = adversarial_search(dense, t, "min", restarts=restarts, seed=seed, budget_seconds=budget_seconds)
@@ -184,11 +189,20 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
     a, b = dictionary.a, dictionary.b
     if not 1 <= s <= a * b:
         raise ValueError(f"s={s} must be in [1, ab={a * b}]")
-    if gram is None:  # the dictionary's own, cached with their eigenvalues
+    if gram is None:  # the dictionary's own, cached with their eigenvalues and seed-free derived results
         (g_left, g_right), (ev_l, ev_r) = dictionary.gram_factors(), dictionary.gram_eigenvalues()
+        memo = dictionary.memo
     else:
         g_left, g_right = gram
         ev_l, ev_r = np.linalg.eigvalsh(g_left), np.linalg.eigvalsh(g_right)
+        memo = _no_memo
+
+    def memo_l(key, compute):
+        return memo(("left",) + key, compute)
+
+    def memo_r(key, compute):
+        return memo(("right",) + key, compute)
+
     rng_seeds = _seed_sequence(seed).spawn(4)
     lower, upper_plus, upper_minus = {}, {}, {}
 
@@ -208,9 +222,11 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
         return max_supports if t == top else min(max_supports, 200_000)
 
     fl = {p: factor_extremes(g_left, p, max_supports=cap(p, sa), seed=rng_seeds[1], restarts=restarts,
-                             budget_seconds=budget_seconds, eigenvalues=ev_l, device=device) for p in sizes_l}
+                             budget_seconds=budget_seconds, eigenvalues=ev_l, device=device, memo=memo_l)
+          for p in sizes_l}
     fr = {q: factor_extremes(g_right, q, max_supports=cap(q, sb), seed=rng_seeds[2], restarts=restarts,
-                             budget_seconds=budget_seconds, eigenvalues=ev_r, device=device) for q in sizes_r}
+                             budget_seconds=budget_seconds, eigenvalues=ev_r, device=device, memo=memo_r)
+          for q in sizes_r}
     lower.update(_rectangles(fl, fr, a, s, c))
 
     # -- lower: adversarial search on Ψ itself, seeded with the best random and rectangle supports
@@ -228,7 +244,7 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
     min_r = max(ev_r[0], 0.0) if b <= dictionary.n else 0.0
     upper_plus["spectral"], upper_minus["spectral"] = ev_l[-1] * ev_r[-1] / c - 1.0, 1.0 - min_l * min_r / c
     # -- upper: row-wise Gershgorin on the Kronecker Gram
-    g_hi, g_lo = kron_gershgorin(g_left, g_right, s)
+    g_hi, g_lo = memo(("kron_gershgorin", s), lambda: kron_gershgorin(g_left, g_right, s))
     upper_plus["gershgorin"], upper_minus["gershgorin"] = g_hi / c - 1.0, 1.0 - g_lo / c
     # -- upper: Kronecker product of the factors' exact (or bounded) extremes
     left, right = fl[sa], fr[sb]
@@ -236,8 +252,8 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
     upper_minus["kron-product"] = 1.0 - left["lam_min_lo"] * right["lam_min_lo"] / c
     upper_minus["psd"] = 1.0
     # -- upper: the group bound (ripkit.rip.upper), from the factors' extremes at every size ≤ s
-    prof_l = factor_profile(g_left, s, fl, ev_l, max_supports=max_supports, device=device)
-    prof_r = factor_profile(g_right, s, fr, ev_r, max_supports=max_supports, device=device)
+    prof_l = factor_profile(g_left, s, fl, ev_l, max_supports=max_supports, device=device, memo=memo_l)
+    prof_r = factor_profile(g_right, s, fr, ev_r, max_supports=max_supports, device=device, memo=memo_r)
     up, dn = group_bound(*prof_l, *prof_r, s)
     upper_plus["group"], upper_minus["group"] = up / c - 1.0, 1.0 - dn / c
 

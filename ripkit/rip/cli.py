@@ -30,6 +30,11 @@ __all__ = ["main", "build_parser", "run"]
 ESTIMATOR_CHOICES = ("percentile", "support", "bracket", "all")
 
 
+def _device(text: str) -> str:
+    """``check_device`` without importing torch (seconds) for the default 'cpu', which runs numba."""
+    return text if text == "cpu" else check_device(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m ripkit.rip", description=__doc__.split("\n")[0])
     p.add_argument("--config", choices=sorted(PRESETS), help="named (m, n, a, b); see README")
@@ -45,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default="percentile")
     p.add_argument("--budget-seconds", type=positive_float, default=None,
                    help="bracket: adversarial-search budget per (trial, s); default scales with size")
-    p.add_argument("--device", type=check_device, default="cpu",
+    p.add_argument("--device", type=_device, default="cpu",
                    help="bracket: where exact enumeration and the search's scoring run (cpu: numba; auto or "
                         "cuda[:N]: torch on a CUDA GPU); same results everywhere for the same --max-supports")
     p.add_argument("--max-supports", type=positive_int, default=None,

@@ -241,7 +241,7 @@ def exact_rip(
     else:
         tasks = prefix_tasks(d, s, _MIN_TASKS)
         n_workers = 1 if total < _PARALLEL_MIN_SUPPORTS else max(1, min(numba.get_num_threads(), tasks.shape[0]))
-        enumerate_extremes(np.eye(2), 2, np.zeros((1, 0), np.int64), 1)  # compile (or load) outside the clock
+        enumerate_extremes(np.eye(2), 2, np.zeros((1, 0), np.int64), n_workers)  # compile/load outside the clock
         t0 = time.perf_counter()
         hi_val, lo_val, hi_sup, lo_sup, solved = enumerate_extremes(g, s, tasks, n_workers)
         seconds = time.perf_counter() - t0

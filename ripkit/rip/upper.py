@@ -163,18 +163,20 @@ def gershgorin_profile(gram: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray
 
 
 def factor_profile(gram: np.ndarray, s: int, known: dict, eigenvalues: np.ndarray, *, max_supports: int,
-                   device=None) -> tuple[np.ndarray, np.ndarray]:
+                   device=None, memo=None) -> tuple[np.ndarray, np.ndarray]:
     """Upper bounds on Λ(t) and lower bounds on λ(t) ≥ 0 of one factor Gram for t = 1..min(s, d).
 
     ``known[t]`` (``factor_extremes`` results) is used where given; other sizes are
     enumerated exactly when C(d, t) ≤ ``max_supports``, else bounded by the factor's
     spectrum and row-wise Gershgorin.  Λ increases and λ decreases with t (interlacing),
     so a bound at a larger size also holds at every smaller one: both arrays are
-    tightened by suffix min / max.  Index 0 is unused.
+    tightened by suffix min / max.  Index 0 is unused.  ``memo(key, compute)`` may store
+    the enumerations and the Gershgorin profile (they depend on the Gram matrix alone).
     """
+    memo = memo or (lambda key, compute: compute())
     d = gram.shape[0]
     top = min(s, d)
-    g_hi, g_lo = gershgorin_profile(gram, top)
+    g_hi, g_lo = memo(("gershgorin_profile", top), lambda: gershgorin_profile(gram, top))
     hi, lo = np.full(top + 1, np.nan), np.full(top + 1, np.nan)
     for t in range(1, top + 1):
         if t in known:
@@ -182,7 +184,7 @@ def factor_profile(gram: np.ndarray, s: int, known: dict, eigenvalues: np.ndarra
         elif t == 1:
             hi[t], lo[t] = float(np.max(np.diag(gram))), float(np.min(np.diag(gram)))
         elif enumeration_feasible(d, t, max_supports):
-            ex = exact_rip(gram, t, max_supports=max_supports, device=device)
+            ex = memo(("exact_rip", t), lambda: exact_rip(gram, t, max_supports=max_supports, device=device))
             hi[t], lo[t] = ex.lam_max, ex.lam_min
         else:
             hi[t], lo[t] = min(eigenvalues[-1], g_hi[t]), max(eigenvalues[0], g_lo[t])
