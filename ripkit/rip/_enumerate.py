@@ -44,6 +44,7 @@ __all__ = ["block_extremes", "enumerate_extremes", "margin_factor", "JACOBI_MAX_
 
 JACOBI_MAX_S = 6  # largest s solved by Jacobi; LAPACK eigvalsh above (measured crossover)
 _U = 2.0 ** -53
+_SHORT_RUN = 16  # sibling runs shorter than this are done one sibling at a time
 MARGIN_FACTOR = 1024.0  # margin = MARGIN_FACTOR·s³·u·(σ + |record|)
 
 
@@ -175,7 +176,24 @@ def _factor(g, c, t, sign, theta, fac, inv):
 
 @njit
 def _sibling_rows(g, c, t, j0, j1, sign, theta, fac, inv, x, piv):
-    """Row t of the factor for every sibling c[t] = j, j0 ≤ j < j1: x[:t, j] and the pivot piv[j]."""
+    """Row t of the factor for every sibling c[t] = j, j0 ≤ j < j1: x[:t, j] and the pivot piv[j].
+
+    Long runs of siblings go row by row over j (vectorised, G's rows are contiguous in j);
+    short ones (most of them when d is small) sibling by sibling, where loop set-up would
+    cost more than the arithmetic.  Both do the same operations in the same order.
+    """
+    if j1 - j0 < _SHORT_RUN:
+        for j in range(j0, j1):
+            p = sign * (g[j, j] - theta)
+            for i in range(t):
+                acc = sign * g[c[i], j]
+                for k in range(i):
+                    acc -= fac[i, k] * x[k, j]
+                x[i, j] = acc * inv[i]
+            for i in range(t):
+                p -= x[i, j] * x[i, j]
+            piv[j] = p
+        return
     for i in range(t):
         ci = c[i]
         for j in range(j0, j1):
