@@ -16,16 +16,16 @@ Swap local search
     Drop one member, rescore every candidate with the same 2×2 proxy, and
     accept the best few only after an exact (s×s) eigensolve confirms the gain.
     A round scores *all* s drop positions at once: the s drop-one eigenvectors
-    form the columns of one s×s matrix V and the couplings of every
-    (position, candidate) pair are one product VᵀG[S, :]; a fused numba pass
-    then turns them into proxy scores and keeps each position's best few
-    candidates, without materialising the s×ab score array.  The positions are
-    then tried in order exactly as one at a time, so the search visits the same
-    supports.
+    (one batched eigh) form the columns of an s×s matrix V, the couplings of every
+    (position, candidate) pair are VᵀG[S, :], and a numba pass turns them into
+    proxy scores and keeps each position's best few candidates, without an s×ab
+    score array.  The positions are then tried in order exactly as one at a time
+    (their exact eigensolves batched), so the search visits the same supports.
 
-For ΨᵀΨ = G_R ⊗ G_L the couplings never need Gram rows either:
-uᵀG[S, (k', l')] = Σ_i u_i G_L[k_i, k'] G_R[l_i, l'], i.e. the b×a matrix
-G_R[l_S, :]ᵀ·diag(u)·G_L[k_S, :] read row by row — one GEMM of O(s·ab) flops.
+For ΨᵀΨ = G_R ⊗ G_L no Gram row is formed: the coupling of u with (k', l') is
+Σ_i u_i G_L[k_i, k'] G_R[l_i, l'], bounded by max_i|G_R[l_i, l']| · Σ_i |u_i||G_L[k_i, k']|,
+so whole rows l' of candidates are skipped when that bound cannot beat the current
+best few (``_kron_top_pass``); at the LLM size well under 1 % of rows are scored.
 """
 from __future__ import annotations
 
@@ -34,7 +34,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-
 from numba import njit
 
 from ripkit._numba import lazy_kernel
@@ -70,8 +69,8 @@ class DenseGram:
 
     def top_candidates(self, support, lams, vecs, side: str, tries: int) -> np.ndarray:
         """Per column p of ``vecs``: the ``tries`` non-members with the best 2×2 proxy, best first (−1 pads)."""
-        return _top_kernel(np.asarray(lams, dtype=np.float64), self.couplings(support, vecs),
-                                      self.diag(), _members(self.size, support), _sign(side), tries, False)
+        return _top_kernel(np.asarray(lams, dtype=np.float64), self.couplings(support, vecs), self.diag(),
+                           _members(self.size, support), _sign(side), tries, False)
 
 
 class KronGram:

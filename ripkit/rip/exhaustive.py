@@ -19,8 +19,7 @@ exactly s is enough.
 
 This is ground truth for small matrices, and the exact factor-level input
 (Lᵀ L and R Rᵀ) to certified upper bounds for the Kronecker dictionary
-Ψ = Rᵀ⊗L.  The cost is C(d, s) small eigenproblems, so it refuses above
-``max_supports``.
+Ψ = Rᵀ⊗L.  The cost grows with C(d, s), so it refuses above ``max_supports``.
 
 Implementation (``ripkit.rip._enumerate``): supports are walked depth-first in
 lexicographic order, sharing each prefix's Cholesky factor; a support is skipped only
@@ -40,8 +39,8 @@ import numbers
 import time
 from dataclasses import asdict, dataclass
 
-import numpy as np
 import numba
+import numpy as np
 
 from ripkit._checks import check_matrix, check_positive_int
 from ripkit.rip._enumerate import _successor, _unrank, enumerate_extremes  # noqa: F401 (tests walk them)

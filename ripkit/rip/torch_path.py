@@ -37,7 +37,7 @@ CHUNK_BYTES = 4 << 30  # device memory for one chunk's blocks, shifted copies an
 
 
 def resolve_device(device) -> str | None:
-    """None for the numba paths, else a torch device string.
+    """None for the numba paths, else ``'cuda'``, ``'cuda:N'`` or ``'torch-cpu'`` (idempotent).
 
     ``None`` and ``'cpu'`` mean numba (the CPU default); ``'auto'`` means CUDA when
     present, else numba; ``'cuda'``, ``'cuda:N'`` (or a ``torch.device``) mean torch there;
@@ -45,18 +45,23 @@ def resolve_device(device) -> str | None:
     """
     if device is None or device == "cpu":
         return None
+    if device == "torch-cpu":
+        return device
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else None
-    if device == "torch-cpu":
-        return "cpu"
     dev = torch.device(device)
     if dev.type != "cuda":
         raise ValueError(f"device={device!r} is not supported (cpu, auto, cuda, cuda:N or torch-cpu)")
     if not torch.cuda.is_available():
         raise ValueError(f"device={device!r}: no CUDA device on this machine")
     return str(dev)
+
+
+def _torch_device(device: str) -> str:
+    """The torch device of a resolved device ('torch-cpu' runs torch on the CPU)."""
+    return "cpu" if device == "torch-cpu" else device
 
 
 def _prefix_counts(d: int, s: int):
@@ -102,6 +107,7 @@ def enumerate_extremes_torch(g: np.ndarray, s: int, device: str, *, chunk: int |
     """
     import torch
 
+    device = _torch_device(device)
     if chunk is None:
         chunk = max(1024, CHUNK_BYTES // (6 * 8 * s * s))
     d = g.shape[0]
@@ -148,7 +154,7 @@ class TorchKronGram(KronGram):
         super().__init__(g_left, g_right)
         import torch
 
-        self.device = device
+        self.device = device = _torch_device(device)
         # copies: the dictionary's cached Grams are read-only, which torch cannot wrap
         self._gl = torch.as_tensor(np.array(g_left, dtype=np.float64), device=device)
         self._gr = torch.as_tensor(np.array(g_right, dtype=np.float64), device=device)
