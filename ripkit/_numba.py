@@ -1,6 +1,8 @@
 """Lazy numba compilation shared by the kernels (nothing compiles at import time)."""
 from __future__ import annotations
 
+import functools
+
 from numba import njit
 
 
@@ -10,3 +12,15 @@ def compile_kernel(fn, **options):
         return njit(cache=True, **options)(fn)
     except RuntimeError:  # no writable cache location
         return njit(**options)(fn)
+
+
+def lazy_kernel(fn, **options):
+    """``fn`` compiled by :func:`compile_kernel` on its first call (then reused); ``.py_func`` is ``fn``."""
+    compiled = functools.cache(lambda: compile_kernel(fn, **options))
+
+    @functools.wraps(fn)
+    def call(*args):
+        return compiled()(*args)
+
+    call.py_func = fn
+    return call

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.sparse.linalg import LinearOperator
 
 from ripkit._checks import check_matrix
 from ripkit.projections import fingerprint, projection_pair, projection_std
@@ -28,6 +27,15 @@ __all__ = ["KroneckerDictionary", "DEFAULT_MAX_DENSE_BYTES"]
 DEFAULT_MAX_DENSE_BYTES = 256 * 2**20
 
 
+def _frozen_factor(name: str, value) -> np.ndarray:
+    """``value`` as a read-only float64 matrix that no caller can still write to (copied unless it is already)."""
+    arr = check_matrix(name, value)
+    if arr.flags.writeable or arr.base is not None:  # the caller may still change it (or its base)
+        arr = arr.copy()
+        arr.setflags(write=False)
+    return arr
+
+
 @dataclass(frozen=True, eq=False)
 class KroneckerDictionary:
     """Ψ = Rᵀ⊗L (shape (m·n, a·b)) held as its factors.
@@ -35,9 +43,11 @@ class KroneckerDictionary:
     Parameters
     ----------
     left : ndarray, shape (m, a)
-        L, the output-side projection.
+        L, the output-side projection.  Held read-only (copied unless the array
+        given is already read-only and owns its data), so the cached Gram
+        factors always match the factors.
     right : ndarray, shape (b, n)
-        R, the input-side projection.
+        R, the input-side projection (held the same way).
     scale : str, optional
         The scale convention the factors were drawn with ('unit', 'cosa'), or
         'custom' for user factors; kept for reporting only.
@@ -59,8 +69,8 @@ class KroneckerDictionary:
     isometry_scale: float = 1.0
 
     def __post_init__(self):
-        left = check_matrix("left", self.left)
-        right = check_matrix("right", self.right)
+        left = _frozen_factor("left", self.left)
+        right = _frozen_factor("right", self.right)
         if not np.isfinite(self.isometry_scale) or self.isometry_scale <= 0:
             raise ValueError(f"isometry_scale={self.isometry_scale} must be a finite number > 0")
         object.__setattr__(self, "left", left)
@@ -71,6 +81,8 @@ class KroneckerDictionary:
     def from_seed(cls, m: int, n: int, a: int, b: int, seed=0, *, scale="unit", kind="gaussian"):
         """Draw L (m×a) and R (b×n) with ``ripkit.projections.projection_pair``."""
         left, right = projection_pair(m, n, a, b, seed, scale=scale, kind=kind)
+        for factor in (left, right):  # ours alone: read-only, so the constructor need not copy them
+            factor.setflags(write=False)
         std_l, std_r = projection_std(m, n, a, b, scale)
         # E‖ψ_(k,l)‖² = E‖L_k‖²·E‖R_l‖² = (m σ_L²)(n σ_R²): 1 for 'unit', mn/(ab) for 'cosa'.
         c = float(m * std_l**2 * n * std_r**2)
@@ -108,6 +120,16 @@ class KroneckerDictionary:
         return {"left": fingerprint(self.left), "right": fingerprint(self.right)}
 
     # ------------------------------------------------------------------ products
+    def _left_first(self) -> bool:
+        """True when L·(Y) before (·)·R is the cheaper order: m·a·b + m·b·n ≤ a·b·n + m·a·n flops per core."""
+        m, n, a, b = self.m, self.n, self.a, self.b
+        return m * a * b + m * b * n <= a * b * n + m * a * n
+
+    def _adjoint_right_first(self) -> bool:
+        """True when X·Rᵀ before Lᵀ·(·) is the cheaper order for Lᵀ·X·Rᵀ: m·n·b + m·b·a ≤ a·m·n + a·n·b."""
+        m, n, a, b = self.m, self.n, self.a, self.b
+        return m * n * b + m * b * a <= a * m * n + a * n * b
+
     def apply(self, core: np.ndarray) -> np.ndarray:
         """ΔW = L·Y·R for one core (a, b) -> (m, n), or a batch (B, a, b) -> (B, m, n)."""
         core = np.asarray(core)
@@ -115,36 +137,76 @@ class KroneckerDictionary:
             raise ValueError(
                 f"core must have shape ({self.a}, {self.b}) or (batch, {self.a}, {self.b}), got {core.shape}"
             )
-        # Multiply the smaller side first: cost m·a·b + m·b·n versus a·b·n + m·a·n.
-        if self.m * self.a * self.b + self.m * self.b * self.n <= self.a * self.b * self.n + self.m * self.a * self.n:
+        if self._left_first():
             return (self.left @ core) @ self.right
         return self.left @ (core @ self.right)
 
     def matvec(self, alpha: np.ndarray) -> np.ndarray:
-        """Ψα = vec(L·Y·R) for α (ab,) -> (mn,), or columns of α (ab, K) -> (mn, K)."""
+        """Ψα = vec(L·Y·R) for α (ab,) -> (mn,), or columns of α (ab, K) -> (mn, K).
+
+        Two GEMMs in the cheaper order (``_left_first``) written straight into
+        the vec layout: a block comes back column-major, so the mn·K result is
+        never transposed or copied.  A row-major α (ab, K) is copied to
+        column-major first (O(ab·K), the small side).
+        """
         alpha = np.asarray(alpha)
         if alpha.ndim not in (1, 2) or alpha.shape[0] != self.shape[1]:
             raise ValueError(f"alpha must have shape ({self.shape[1]},) or ({self.shape[1]}, K), got {alpha.shape}")
+        m, n, a, b = self.m, self.n, self.a, self.b
+        L, R = self.left, self.right
         k = 1 if alpha.ndim == 1 else alpha.shape[1]
-        # Column-major vec of each of the K cores: (ab, K) -> (K, a, b).
-        cores = alpha.reshape(self.a, self.b, k, order="F").transpose(2, 0, 1)
-        out = self.apply(cores)  # (K, m, n)
-        flat = out.transpose(1, 2, 0).reshape(self.shape[0], k, order="F")
-        return flat[:, 0] if alpha.ndim == 1 else flat
+        # Y_tᵀ (b, a) for each column t: the column-major (ab, K) block read row-major as (K, b, a).
+        cores_t = np.asfortranarray(alpha.reshape(a * b, k)).T.reshape(k, b, a)
+        if k == 1:  # 2-D products: the batched (3-D) matmul costs microseconds more per call
+            y_t = cores_t[0]
+            out_t = R.T @ (y_t @ L.T) if self._left_first() else (R.T @ y_t) @ L.T  # X_tᵀ (n, m)
+            return out_t.reshape(m * n) if alpha.ndim == 1 else out_t.reshape(m * n, 1)
+        if self._left_first():
+            t = (cores_t.reshape(k * b, a) @ L.T).reshape(k, b, m)  # (L·Y_t)ᵀ for all t: one GEMM
+            out_t = R.T @ t                                        # X_tᵀ = Rᵀ·(L·Y_t)ᵀ: (K, n, m)
+        else:
+            u = R.T @ cores_t                                      # (Y_t·R)ᵀ: (K, n, a)
+            out_t = (u.reshape(k * n, a) @ L.T).reshape(k, n, m)   # X_tᵀ: one GEMM
+        return out_t.reshape(k, m * n).T  # X_tᵀ row-major is vec(X_t): a column-major (mn, K) view
 
     def rmatvec(self, x: np.ndarray) -> np.ndarray:
-        """Ψᵀx = vec(Lᵀ·X·Rᵀ) for x = vec(X), X (m, n); also columns (mn, K) -> (ab, K)."""
+        """Ψᵀx = vec(Lᵀ·X·Rᵀ) for x = vec(X), X (m, n); also columns (mn, K) -> (ab, K).
+
+        The cheaper of the two GEMM orders (``_adjoint_right_first``); a block
+        comes back column-major.  A 1-D or column-major x is never copied.  A
+        row-major block (mn, K) is read in place when X·Rᵀ comes first (one GEMM
+        over all K columns, then an O(m·b·K) reorder of its product); when
+        Lᵀ·X comes first no BLAS call can read it in place (neither of its
+        strides is 1 for a fixed column), so it is copied to column-major once.
+        """
         x = np.asarray(x)
         if x.ndim not in (1, 2) or x.shape[0] != self.shape[0]:
             raise ValueError(f"x must have shape ({self.shape[0]},) or ({self.shape[0]}, K), got {x.shape}")
+        m, n, a, b = self.m, self.n, self.a, self.b
+        L, R = self.left, self.right
         k = 1 if x.ndim == 1 else x.shape[1]
-        mats = x.reshape(self.m, self.n, k, order="F").transpose(2, 0, 1)  # (K, m, n)
-        cores = (self.left.T @ mats) @ self.right.T  # (K, a, b)
-        flat = cores.transpose(1, 2, 0).reshape(self.shape[1], k, order="F")
-        return flat[:, 0] if x.ndim == 1 else flat
+        right_first = self._adjoint_right_first()
+        if k > 1 and x.flags.c_contiguous and right_first:
+            w = R @ x.reshape(n, m * k)                            # (b, m, K): X_t·Rᵀ for all t, one GEMM
+            w_t = np.ascontiguousarray(w.reshape(b, m, k).transpose(2, 0, 1))  # (K, b, m), O(m·b·K)
+            return (w_t.reshape(k * b, m) @ L).reshape(k, a * b).T
+        mats_t = np.asfortranarray(x.reshape(m * n, k)).T.reshape(k, n, m)  # X_tᵀ (n, m)
+        if k == 1:
+            x_t = mats_t[0]
+            out_t = (R @ x_t) @ L if right_first else R @ (x_t @ L)  # (Lᵀ·X·Rᵀ)ᵀ (b, a)
+            return out_t.reshape(a * b) if x.ndim == 1 else out_t.reshape(a * b, 1)
+        if right_first:
+            w = R @ mats_t                                         # (X_t·Rᵀ)ᵀ: (K, b, m)
+            out_t = w.reshape(k * b, m) @ L                        # (Lᵀ·X_t·Rᵀ)ᵀ: one GEMM
+        else:
+            v = (mats_t.reshape(k * n, m) @ L).reshape(k, n, a)    # (Lᵀ·X_t)ᵀ: one GEMM
+            out_t = R @ v                                          # (K, b, a)
+        return out_t.reshape(k, a * b).T
 
-    def as_linear_operator(self) -> LinearOperator:
+    def as_linear_operator(self):
         """A ``scipy.sparse.linalg.LinearOperator`` view of Ψ (float64)."""
+        from scipy.sparse.linalg import LinearOperator  # imported here: it costs ~0.3 s at start-up
+
         return LinearOperator(
             shape=self.shape, dtype=np.float64,
             matvec=self.matvec, rmatvec=self.rmatvec,
@@ -155,9 +217,41 @@ class KroneckerDictionary:
     def gram_factors(self) -> tuple[np.ndarray, np.ndarray]:
         """(G_L, G_R) = (LᵀL, R Rᵀ), shapes (a, a) and (b, b); ΨᵀΨ = G_R ⊗ G_L.
 
-        Cost O(m·a² + n·b²); memory O(a² + b²).
+        Computed once per dictionary (cost O(m·a² + n·b²), the largest one-off cost
+        of every estimator at LLM sizes) and cached as read-only arrays: the
+        factors are read-only too, so the cache can never go stale.  Memory O(a² + b²).
         """
-        return self.left.T @ self.left, self.right @ self.right.T
+        grams = self.__dict__.get("_grams")
+        if grams is None:
+            grams = (self.left.T @ self.left, self.right @ self.right.T)
+            for g in grams:
+                g.setflags(write=False)
+            object.__setattr__(self, "_grams", grams)
+        return grams
+
+    def memo(self, key, compute):
+        """``compute()`` once per dictionary and ``key`` (hashable), then the stored result.
+
+        For quantities derived from the factors alone (exact factor constants, bounds):
+        the factors are read-only, so a memo can never go stale.
+        """
+        store = self.__dict__.setdefault("_memo", {})  # a frozen dataclass: bypass __setattr__
+        if key not in store:
+            store[key] = compute()
+        return store[key]
+
+    def gram_eigenvalues(self) -> tuple[np.ndarray, np.ndarray]:
+        """Ascending eigenvalues of (G_L, G_R) (``numpy.linalg.eigvalsh``), computed once and cached.
+
+        ΨᵀΨ = G_R ⊗ G_L has the products λ_i(G_L)·λ_j(G_R) as eigenvalues.
+        """
+        ev = self.__dict__.get("_gram_eigenvalues")
+        if ev is None:
+            ev = tuple(np.linalg.eigvalsh(g) for g in self.gram_factors())
+            for e in ev:
+                e.setflags(write=False)
+            object.__setattr__(self, "_gram_eigenvalues", ev)
+        return ev
 
     def column_norms(self) -> np.ndarray:
         """‖ψ_j‖ for j = k + a·l, shape (ab,): ‖ψ_(k,l)‖ = ‖L[:, k]‖·‖R[l, :]‖."""

@@ -29,7 +29,7 @@ STUDIES = [
     "cps_prop2", "cps_reconstruction", "cps_partition_strategies", "cps_spectra", "cps_granularity",
     "cps_heatmaps",
 ]
-BENCHMARKS = ["bench_rip", "bench_partition", "bench_adapters", "bench_analyze"]
+BENCHMARKS = ["bench_operator", "bench_rip", "bench_partition", "bench_adapters", "bench_analyze"]
 
 
 def main(argv=None) -> int:

@@ -13,27 +13,36 @@ of a few repeats (one for the slowest dense calls).  Dense spectra at n = 8192
 (a full 8192² SVD, about two minutes on 2 cores), dense spectra at n = 4096, r = 64 and
 sklearn beyond n = 1024, r = 8 are skipped to keep the run under three minutes; the md says so.
 
-Run: ``python studies/bench_partition.py`` → ``figures/bench_partition.{csv,md}``.
+BLAS threads are pinned (``--threads``, default 1); ``--quick`` times n = 1024 only.
+
+Run: ``python studies/bench_partition.py [--quick]`` → ``<out>/bench_partition.{csv,md}``
+(figures/ with --update-figures).
 """
 from __future__ import annotations
 
-import os
-import platform
 import sys
 import time
 import tracemalloc
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ripkit import partition, spectra
+from ripkit._atomic import atomic_write_text
+from ripkit._cli import positive_int
 
+try:
+    from studies._bench import environment, environment_lines, pin_threads
+    from studies._common import command_line, study_parser
+except ModuleNotFoundError:  # run as a file
+    from _bench import environment, environment_lines, pin_threads
+    from _common import command_line, study_parser
+
+NAME = "bench_partition"
 SEED = 0
 SIZES = (1024, 4096, 8192)
 RANKS = (8, 64)
 K = 2
-OUT = Path(__file__).resolve().parents[1] / "figures"
 
 
 def _best_time(fn, repeats: int) -> tuple[float, object]:
@@ -118,28 +127,34 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    ap = study_parser(NAME, __doc__.split("\n")[0])
+    ap.add_argument("--threads", type=positive_int, default=1, help="BLAS threads (pinned)")
+    args = ap.parse_args(argv)
+    pin_threads(args.threads)
+    env_start = environment(args.threads)
     t0 = time.perf_counter()
     rows = []
-    for n in SIZES:
+    for n in (SIZES[:1] if args.quick else SIZES):
         for r in RANKS:
             rows.extend(bench_one(n, r))
             print(f"n={n} r={r} done at {time.perf_counter() - t0:.1f}s", file=sys.stderr)
     df = pd.DataFrame(rows)
-    OUT.mkdir(exist_ok=True)
-    df.to_csv(OUT / "bench_partition.csv", index=False, float_format="%.6g")
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / f"{NAME}.csv", df.to_csv(index=False, float_format="%.6g"))
     md = [
         "# Factorized vs dense partitioning and spectra (CPS-LoRA appendix E)",
         "",
+        f"Command: `{command_line(NAME, argv)}`.", *environment_lines(env_start, environment(args.threads)), "",
         f"ΔW = A·B, A (n, r), B (r, n) Gaussian, seed {SEED}; k = {K}; times are best-of-repeats "
-        f"wall seconds on {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
-        f"numpy {np.__version__}; total run {time.perf_counter() - t0:.0f} s.",
+        f"wall seconds; total run {time.perf_counter() - t0:.0f} s.",
         "Peak MiB: extra memory traced by `tracemalloc` during one call (array buffers; "
         "the dense input ΔW itself, n²·8 bytes, is not counted; LAPACK scratch is invisible).",
         "`spectral_bicluster` dense uses ARPACK (`scipy.sparse.linalg.svds`) for the few "
         "leading singular vectors, not a full SVD; the factorized path still forms ΔW once "
         "in row chunks to find min ΔW (O(n²r) time, O(nr) memory), which dominates its time.",
-        "Skipped to keep the run under 3 minutes on a shared 2-core machine: dense spectra at "
+        "Skipped to keep the run under a few minutes on a shared 2-core machine: dense spectra at "
         "n = 8192 (full 8192² SVD ≈ 2 min) and at n = 4096, r = 64 (same cost as r = 8: the "
         "dense SVD does not see r); scikit-learn `SpectralBiclustering` except at n = 1024, "
         "r = 8 (a dense pipeline with several SVDs and k-means restarts; over a minute per call at "
@@ -149,7 +164,7 @@ def main() -> None:
         to_markdown(df),
         "",
     ]
-    (OUT / "bench_partition.md").write_text("\n".join(md))
+    atomic_write_text(out / f"{NAME}.md", "\n".join(md))
     print("\n".join(md))
 
 

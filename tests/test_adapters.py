@@ -293,3 +293,41 @@ def test_peft_export_with_layers_of_different_rank(tmp_path):
         m = tiny_bert()
         inject(m, method="cosa", a=4, b=4)
         export_peft(m, tmp_path / "cosa")
+
+
+@pytest.mark.parametrize("order", ["eq9", "yr", "ly", "auto"])
+@pytest.mark.parametrize("a, b", [(4, 3), (2, 5)])
+def test_cosa_every_order_computes_eq9(order, a, b, x):
+    base = nn.Linear(12, 10)
+    ref = CoSALinear(base, a, b, seed=7, scaling=0.5)
+    mod = CoSALinear(base, a, b, seed=7, scaling=0.5, order=order)
+    randomize_(ref)
+    mod.core.data.copy_(ref.core.data)
+    torch.testing.assert_close(mod(x), ref(x), rtol=1e-5, atol=1e-6)
+    xg = x.clone().requires_grad_(True)
+    mod(xg).square().sum().backward()
+    xr = x.clone().requires_grad_(True)
+    ref(xr).square().sum().backward()
+    torch.testing.assert_close(mod.core.grad, ref.core.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(xg.grad, xr.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_cosa_default_order_is_eq9_bit_for_bit(x):
+    """The default forward is eq. 9's L(Y(Rx)) exactly as before (committed runs depend on its bits)."""
+    base = nn.Linear(12, 10)
+    for scaling in (1.0, 0.5):
+        mod = CoSALinear(base, 4, 3, seed=7, scaling=scaling)
+        randomize_(mod)
+        before = base(x) + scaling * (((x @ mod.right.T) @ mod.core.T) @ mod.left.T)
+        assert mod.order == "eq9" and torch.equal(mod(x), before)
+
+
+def test_cosa_auto_order_follows_the_costs():
+    from ripkit.adapters.cosa import step_costs
+
+    # a = b: eq. 9 is never worse; a < b: YR first; a > b: LY first (MiniLM 384x384, 1024 tokens)
+    for (a, b), want in {(128, 128): "eq9", (32, 128): "yr", (128, 32): "ly"}.items():
+        costs = step_costs(384, 384, a, b, 1024)
+        assert min(costs, key=costs.get) == want
+    with pytest.raises(ValueError, match="order='x' must be one of"):
+        CoSALinear(nn.Linear(4, 4), 2, 2, seed=0, order="x")

@@ -1,5 +1,6 @@
 import itertools
 
+import _adversarial_reference as reference
 import numpy as np
 import pytest
 
@@ -57,3 +58,68 @@ def test_budget_cuts_and_reports():
 def test_side_error():
     with pytest.raises(ValueError, match="side='up' must be 'max' or 'min'"):
         adversarial_search(DenseGram(np.eye(3)), 2, "up")
+
+
+# --- identity with the implementation before issue 16 (tests/_adversarial_reference.py) -------------
+
+
+def _kron_case(seed, m, n, a, b):
+    rng = np.random.default_rng(seed)
+    left, right = rng.standard_normal((m, a)) / np.sqrt(m), rng.standard_normal((b, n)) / np.sqrt(n)
+    return left.T @ left, right @ right.T
+
+
+@pytest.mark.parametrize("side", ["max", "min"])
+@pytest.mark.parametrize("seed", range(20))
+def test_same_results_as_before_on_kron_grams(side, seed):
+    g_left, g_right = _kron_case(seed, 40, 30, 12, 6)
+    for s in (1, 2, 4, 7):
+        new = adversarial_search(KronGram(g_left, g_right), s, side, seed=seed, restarts=2,
+                                 extra_starts=[[0, 5, 9]])
+        old = reference.adversarial_search(reference.KronGram(g_left, g_right), s, side, seed=seed, restarts=2,
+                                           extra_starts=[[0, 5, 9]])
+        assert (new.eigenvalue, new.support, new.restarts) == (old.eigenvalue, old.support, old.restarts)
+
+
+@pytest.mark.parametrize("side", ["max", "min"])
+@pytest.mark.parametrize("seed", range(20))
+def test_same_results_as_before_on_dense_grams(side, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((50, 30)) / np.sqrt(50)
+    gram = x.T @ x
+    for s in (1, 3, 6):
+        new = adversarial_search(DenseGram(gram), s, side, seed=seed)
+        old = reference.adversarial_search(reference.DenseGram(gram), s, side, seed=seed)
+        assert (new.eigenvalue, new.support, new.restarts) == (old.eigenvalue, old.support, old.restarts)
+
+
+@pytest.mark.parametrize("side", ["max", "min"])
+def test_greedy_and_swap_steps_match_before(side):
+    g_left, g_right = _kron_case(99, 60, 50, 16, 8)
+    new_g, old_g = KronGram(g_left, g_right), reference.KronGram(g_left, g_right)
+    for start in ([0], [3, 70], [127]):
+        sup = greedy_support(new_g, 9, side, start)
+        assert sup == reference.greedy_support(old_g, 9, side, start)
+        assert swap_search(new_g, sup, side) == reference.swap_search(old_g, sup, side)
+
+
+def test_kron_gram_blocks_and_couplings_against_dense():
+    g_left, g_right = _factors(3)
+    kg, dense = KronGram(g_left, g_right), np.kron(g_right, g_left)
+    sup = [1, 4, 10]
+    np.testing.assert_array_equal(kg.block(sup, [0, 2]), dense[np.ix_(sup, [0, 2])])
+    vecs = np.random.default_rng(0).standard_normal((3, 2))
+    np.testing.assert_allclose(kg.couplings(sup, vecs), vecs.T @ dense[sup], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(DenseGram(dense).couplings(sup, vecs), vecs.T @ dense[sup], rtol=1e-13)
+
+
+@pytest.mark.parametrize("side", ["max", "min"])
+@pytest.mark.parametrize("seed", range(6))
+def test_torch_scoring_on_cpu_gives_the_same_search(side, seed):
+    from ripkit.rip.torch_path import TorchKronGram
+
+    g_left, g_right = _kron_case(seed, 40, 30, 12, 6)
+    for s in (1, 3, 6):
+        ref = adversarial_search(KronGram(g_left, g_right), s, side, seed=seed, extra_starts=[[2, 7]])
+        res = adversarial_search(TorchKronGram(g_left, g_right, "cpu"), s, side, seed=seed, extra_starts=[[2, 7]])
+        assert (res.eigenvalue, res.support, res.restarts) == (ref.eigenvalue, ref.support, ref.restarts)

@@ -1,5 +1,6 @@
 import itertools
 
+import _bracket_reference as reference
 import numpy as np
 import pytest
 
@@ -104,3 +105,61 @@ def test_bracket_seed_types():
     assert a.lower == b.lower and a.lower_support == b.lower_support
     with pytest.raises(ValueError, match="seed=-1 must be >= 0"):
         rip_bracket(d, 2, seed=-1)
+
+
+# --- identity with the implementation before issue 16 (tests/_bracket_reference.py) -------------------
+def _gram_pair(seed, rounded):
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(1, 12, 2)
+    left, right = rng.standard_normal((rng.integers(1, 15), a)), rng.standard_normal((b, rng.integers(1, 15)))
+    if rounded:  # many exact ties among |G| entries
+        left, right = np.round(left, 1), np.round(right, 1)
+    return left.T @ left, right @ right.T
+
+
+@pytest.mark.parametrize("rounded", [False, True], ids=["generic", "ties"])
+def test_kron_gershgorin_bit_identical_to_before(rounded):
+    for seed in range(60):
+        g_left, g_right = _gram_pair(seed, rounded)
+        for s in (1, 2, 3, 5, 8, 20):
+            assert kron_gershgorin(g_left, g_right, s) == reference.kron_gershgorin(g_left, g_right, s, chunk_entries=64)
+
+
+@pytest.mark.parametrize("shape", [(512, 256, 32, 8), (40, 30, 12, 6), (12, 10, 4, 3)])
+@pytest.mark.parametrize("seed", range(4))
+def test_rip_bracket_identical_to_before(shape, seed):
+    """Same lower bounds and supports, same pre-issue-16 upper candidates; the only new candidate
+    (group) can only tighten the upper bound."""
+    d = KroneckerDictionary.from_seed(*shape, seed=seed)
+    for s in (2, 5, 9):
+        new = rip_bracket(d, s, n_random=50, seed=seed).to_dict()
+        old = reference.rip_bracket(d, s, n_random=50, seed=seed).to_dict()
+        for rec in (new, old):
+            rec.pop("seconds")
+            for side in ("left", "right"):
+                rec["factor_exact"][side].pop("supports_per_second")
+        group = {side: new["upper_candidates"][side].pop("group") for side in ("plus", "minus")}
+        new_upper, old_upper = new.pop("upper"), old.pop("upper")
+        new_by, old_by = new.pop("upper_by"), old.pop("upper_by")
+        assert new == old, (shape, seed, s)
+        assert new_upper <= old_upper
+        if not new_by.startswith("group"):
+            assert (new_upper, new_by) == (old_upper, old_by)
+        else:
+            assert new_upper == pytest.approx(max(min(group["plus"], *old["upper_candidates"]["plus"].values()),
+                                                  min(group["minus"], *old["upper_candidates"]["minus"].values())),
+                                              rel=1e-11)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_torch_path_gives_the_same_bracket(seed):
+    """device='torch-cpu' runs the torch code (what CUDA runs) on the CPU: same bracket as numba."""
+    d = KroneckerDictionary.from_seed(40, 30, 12, 6, seed=seed)
+    for s in (2, 4):
+        ref = rip_bracket(d, s, n_random=50, seed=seed, max_supports=50_000).to_dict()
+        res = rip_bracket(d, s, n_random=50, seed=seed, max_supports=50_000, device="torch-cpu").to_dict()
+        for rec in (ref, res):
+            rec.pop("seconds")
+            for side in ("left", "right"):
+                rec["factor_exact"][side].pop("supports_per_second")
+        assert res == ref

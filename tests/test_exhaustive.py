@@ -202,9 +202,9 @@ def test_unrank_and_successor_follow_itertools_order(d, s):
 
 
 def test_every_support_is_visited_with_tiny_chunks(monkeypatch):
-    # chunks of 5 supports: every chunk start is unranked; plant a unique maximiser at
+    # one task per leaf batch (the longest prefixes): plant a unique maximiser at
     # each of the C(9, 3) = 84 supports in turn and require the kernel to find it
-    monkeypatch.setattr(exhaustive, "_CHUNK", 5)
+    monkeypatch.setattr(exhaustive, "_MIN_TASKS", 10**6)
     for support in itertools.combinations(range(9), 3):
         gram = np.eye(9)
         for i, j in itertools.combinations(support, 2):
@@ -322,3 +322,90 @@ def test_property_matches_brute_force(m, d, s_frac, seed, scale):
     assert_allclose(res.delta, max(lam_max / scale - 1, 1 - lam_min / scale), rtol=0, atol=ATOL)
     assert_allclose(block_extremes(gram, res.support_max)[1], lam_max, rtol=0, atol=ATOL)
     assert_allclose(block_extremes(gram, res.support_min)[0], lam_min, rtol=0, atol=ATOL)
+
+
+# --- the certified enumeration reports what solving every block reported (before issue 16) ------------
+from numba import njit  # noqa: E402
+
+from ripkit.rip._enumerate import block_extremes as solve_block  # noqa: E402
+
+
+@njit
+def _solve_every_block(g, s):
+    """The enumeration before issue 16: every support solved, strict > keeps the lexicographically first."""
+    d = g.shape[0]
+    c = np.arange(s)
+    a = np.empty((s, s))
+    hi, lo = -np.inf, np.inf
+    best_hi, best_lo = c.copy(), c.copy()
+    while True:
+        lam_lo, lam_hi = solve_block(g, c, s, a)
+        if lam_hi > hi:
+            hi, best_hi = lam_hi, c.copy()
+        if lam_lo < lo:
+            lo, best_lo = lam_lo, c.copy()
+        i = s - 1
+        while i >= 0 and c[i] == d - s + i:
+            i -= 1
+        if i < 0:
+            return hi, lo, best_hi, best_lo
+        c[i] += 1
+        for j in range(i + 1, s):
+            c[j] = c[j - 1] + 1
+
+
+def _grams():
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        d = int(rng.integers(8, 16))
+        phi = rng.standard_normal((int(rng.integers(3, 30)), d)) / 4
+        yield f"gauss-{seed}", phi.T @ phi
+    yield "ties", np.eye(10) + 0.25 * (np.arange(10)[:, None] % 3 == np.arange(10)[None, :] % 3)
+    yield "rounded", (lambda p: p.T @ p)(np.round(np.random.default_rng(5).standard_normal((6, 12)), 0))
+
+
+@pytest.mark.parametrize("name, gram", list(_grams()), ids=[n for n, _ in _grams()])
+@pytest.mark.parametrize("workers", [1, 4])
+def test_certified_enumeration_is_bit_identical_to_solving_every_block(name, gram, workers, monkeypatch):
+    monkeypatch.setattr(exhaustive, "_PARALLEL_MIN_SUPPORTS", 0 if workers > 1 else 10**12)
+    monkeypatch.setattr(exhaustive, "_MIN_TASKS", 7)
+    for s in range(2, min(9, gram.shape[0]) + 1):
+        hi, lo, sup_hi, sup_lo = _solve_every_block(np.ascontiguousarray(gram), s)
+        res = exact_rip(gram, s)
+        assert (res.lam_max, res.lam_min) == (hi, lo), (name, s)
+        assert (res.support_max, res.support_min) == (tuple(sup_hi), tuple(sup_lo)), (name, s)
+        assert 1 <= res.n_solved <= res.n_supports
+
+
+def test_most_supports_are_certified_not_solved():
+    phi = random_phi(64, 24, seed=3)
+    res = exact_rip(phi.T @ phi, 6)
+    assert res.n_solved < 0.01 * res.n_supports
+
+
+@pytest.mark.parametrize("name, gram", list(_grams())[::3], ids=[n for n, _ in _grams()][::3])
+def test_torch_path_on_cpu_equals_numba_path(name, gram, monkeypatch):
+    import ripkit.rip.torch_path as torch_path
+
+    for s in range(2, min(7, gram.shape[0]) + 1):
+        ref = exact_rip(gram, s)
+        monkeypatch.setattr(torch_path, "CHUNK_BYTES", 48 * s * s * 100)  # chunks of 100: many records
+        res = exact_rip(gram, s, device="torch-cpu")
+        assert (res.lam_max, res.lam_min, res.support_max, res.support_min) == \
+            (ref.lam_max, ref.lam_min, ref.support_max, ref.support_min), (name, s)
+
+
+def test_torch_unrank_follows_itertools_order():
+    import torch
+
+    from ripkit.rip.torch_path import _prefix_counts, _unrank
+
+    for d, s in [(1, 1), (6, 2), (8, 3), (9, 5), (6, 6)]:
+        got = _unrank(torch.arange(math.comb(d, s)), d, s, torch.as_tensor(_prefix_counts(d, s)))
+        assert [tuple(r) for r in got.tolist()] == list(itertools.combinations(range(d), s))
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_device_without_cuda_is_refused():
+    with pytest.raises(ValueError, match="device='cuda:0': no CUDA device"):
+        exact_rip(np.eye(4), 2, device="cuda:0")

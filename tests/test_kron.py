@@ -98,3 +98,73 @@ def test_constructor_errors():
         KroneckerDictionary(np.zeros((3, 2)), np.full((2, 2), np.nan))
     with pytest.raises(ValueError, match="isometry_scale=0"):
         KroneckerDictionary(np.ones((3, 2)), np.ones((2, 2)), isometry_scale=0)
+
+
+# (m, n, a, b): matvec left-first / right-first and rmatvec right-first / left-first
+ORDER_SHAPES = [(7, 7, 5, 2), (7, 7, 2, 5), (7, 3, 5, 5), (3, 7, 2, 2)]
+
+
+def _layouts(arr):
+    """The same block as row-major, column-major and strided (every other row of a bigger array)."""
+    big = np.zeros((2 * arr.shape[0], arr.shape[1]))
+    big[::2] = arr
+    return {"C": np.ascontiguousarray(arr), "F": np.asfortranarray(arr), "strided": big[::2]}
+
+
+@pytest.mark.parametrize("shape", ORDER_SHAPES)
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_matvec_rmatvec_every_order_and_layout_against_numpy_kron(shape, k, layout):
+    d = _dict(*shape, seed=sum(shape))
+    psi = np.kron(d.right.T, d.left)
+    rng = np.random.default_rng(k)
+    alpha, x = rng.standard_normal((psi.shape[1], k)), rng.standard_normal((psi.shape[0], k))
+    np.testing.assert_allclose(d.matvec(_layouts(alpha)[layout]), psi @ alpha, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(d.rmatvec(_layouts(x)[layout]), psi.T @ x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(d.matvec(alpha[:, 0]), psi @ alpha[:, 0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(d.rmatvec(x[:, 0]), psi.T @ x[:, 0], rtol=1e-12, atol=1e-12)
+
+
+def test_order_shapes_cover_both_gemm_orders():
+    orders = {(_dict(*s)._left_first(), _dict(*s)._adjoint_right_first()) for s in ORDER_SHAPES}
+    assert orders == {(True, True), (False, False)}
+
+
+@pytest.mark.parametrize("shape", ORDER_SHAPES)
+def test_products_return_column_major_blocks(shape):
+    """Blocks come back column-major whatever the input layout: the mn-sized result is never transposed."""
+    d = _dict(*shape)
+    for alpha in (np.ones((d.shape[1], 3)), np.asfortranarray(np.ones((d.shape[1], 3)))):
+        assert d.matvec(alpha).flags.f_contiguous
+    for x in (np.ones((d.shape[0], 3)), np.asfortranarray(np.ones((d.shape[0], 3)))):
+        assert d.rmatvec(x).flags.f_contiguous
+    assert d.matvec(np.ones(d.shape[1])).flags.c_contiguous and d.rmatvec(np.ones(d.shape[0])).flags.c_contiguous
+
+
+def test_gram_factors_are_computed_once_and_cannot_go_stale():
+    rng = np.random.default_rng(3)
+    left, right = rng.standard_normal((6, 3)), rng.standard_normal((2, 5))
+    d = KroneckerDictionary(left, right)
+    g1 = d.gram_factors()
+    assert d.gram_factors() is g1  # cached
+    left[0, 0] += 1.0  # the caller's array changes; the dictionary kept its own copy
+    np.testing.assert_array_equal(d.gram_factors()[0], (d.left.T @ d.left))
+    assert d.left[0, 0] == left[0, 0] - 1.0
+    for arr in (d.left, d.right, *g1):
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0, 0] = 0.0
+
+
+def test_from_seed_keeps_its_own_factors_without_copy():
+    d = KroneckerDictionary.from_seed(8, 6, 3, 2, seed=0)
+    assert not d.left.flags.writeable and d.left.base is None
+    again = KroneckerDictionary(d.left, d.right)
+    assert again.left is d.left and again.right is d.right
+
+
+def test_memo_computes_once_per_dictionary_and_key():
+    d = _dict(4, 5, 3, 2)
+    calls = []
+    assert d.memo("k", lambda: calls.append(1) or 7) == 7
+    assert d.memo("k", lambda: calls.append(1) or 8) == 7 and calls == [1]
+    assert _dict(4, 5, 3, 2).memo("k", lambda: 9) == 9  # another dictionary, another memo

@@ -53,6 +53,8 @@ def test_cli_csv(capsys):
     (["--config", "extreme", "--out", "/nonexistent/dir/x"], "argument --out: folder '/nonexistent/dir' does not exist"),
     (["--config", "extreme", "--out", "/etc/hostname/x"], "argument --out: folder '/etc/hostname' does not exist"),
     (["--m", "100000000", "--n", "100000000", "--a", "100000", "--b", "4"], "GiB of memory is available"),
+    (["--config", "extreme", "--device", "nope"], "argument --device: unknown device 'nope'"),
+    (["--config", "extreme", "--max-supports", "0"], "argument --max-supports: must be >= 1, got 0"),
 ])
 def test_cli_errors_exit_2_with_one_line(args, message):
     proc = _run(*args)
@@ -83,3 +85,14 @@ def test_cli_table_shows_bracket(capsys):
                  "--samples", "50", "--estimator", "bracket"]) == 0
     out = capsys.readouterr().out
     assert "certified bracket per dictionary" in out and "lower" in out and "upper" in out
+
+
+def test_cli_records_device_and_cap_and_does_not_import_torch_by_default():
+    code = ("import sys, json; from ripkit.rip.cli import main; "
+            "main(['--m', '12', '--n', '10', '--a', '4', '--b', '3', '--sparsity', '2', '--trials', '1', "
+            "'--samples', '20', '--estimator', 'bracket', '--max-supports', '50', '--format', 'json']); "
+            "print('torch' in sys.modules, file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr.strip() == "False"
+    out = json.loads(proc.stdout)
+    assert out["device"] == "cpu" and out["max_supports"] == 50

@@ -2,7 +2,8 @@
 
 Every support returned is explicit, so the δ it attains is a certified *lower*
 bound on δ_s (CoSA eq. 18 is a max over all supports).  The search never
-forms the Gram matrix: it asks a :class:`GramRows` for a few rows.
+forms the Gram matrix: it asks a :class:`DenseGram` or :class:`KronGram` for
+principal sub-blocks and for *couplings* uᵀG[S, :] of a few vectors u.
 
 Greedy growth (one side at a time)
     With S the current support, (λ, u) the extreme eigenpair of G_S and j a
@@ -14,21 +15,35 @@ Greedy growth (one side at a time)
 Swap local search
     Drop one member, rescore every candidate with the same 2×2 proxy, and
     accept the best few only after an exact (s×s) eigensolve confirms the gain.
+    A round scores *all* s drop positions at once: the s drop-one eigenvectors
+    (one batched eigh) form the columns of an s×s matrix V, the couplings of every
+    (position, candidate) pair are VᵀG[S, :], and a numba pass turns them into
+    proxy scores and keeps each position's best few candidates, without an s×ab
+    score array.  The positions are then tried in order exactly as one at a time
+    (their exact eigensolves batched), so the search visits the same supports.
+
+For ΨᵀΨ = G_R ⊗ G_L no Gram row is formed: the coupling of u with (k', l') is
+Σ_i u_i G_L[k_i, k'] G_R[l_i, l'], bounded by max_i|G_R[l_i, l']| · Σ_i |u_i||G_L[k_i, k']|,
+so whole rows l' of candidates are skipped when that bound cannot beat the current
+best few (``_kron_top_pass``); at the LLM size well under 1 % of rows are scored.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
+from ripkit._numba import lazy_kernel
 from ripkit.projections import as_generator
 
 __all__ = ["DenseGram", "KronGram", "SearchResult", "greedy_support", "swap_search", "adversarial_search"]
 
 
 class DenseGram:
-    """Rows of an explicit (small) Gram matrix, e.g. a factor's G_L = LᵀL."""
+    """An explicit (small) Gram matrix, e.g. a factor's G_L = LᵀL."""
 
     def __init__(self, gram: np.ndarray):
         self.gram = gram
@@ -40,9 +55,26 @@ class DenseGram:
     def rows(self, idx) -> np.ndarray:
         return self.gram[np.asarray(idx, dtype=np.int64)]
 
+    def block(self, rows, cols) -> np.ndarray:
+        """G[rows, cols]."""
+        return self.gram[np.ix_(np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))]
+
+    def blocks(self, supports: np.ndarray) -> np.ndarray:
+        """G[S_t, S_t] for every row S_t of ``supports`` (T, s) -> (T, s, s)."""
+        return self.gram[supports[:, :, None], supports[:, None, :]]
+
+    def couplings(self, support, vecs: np.ndarray) -> np.ndarray:
+        """C[p, j] = Σ_i vecs[i, p]·G[support_i, j], shape (P, size), for vecs (|S|, P)."""
+        return vecs.T @ self.rows(support)
+
+    def top_candidates(self, support, lams, vecs, side: str, tries: int) -> np.ndarray:
+        """Per column p of ``vecs``: the ``tries`` non-members with the best 2×2 proxy, best first (−1 pads)."""
+        return _top_kernel(np.asarray(lams, dtype=np.float64), self.couplings(support, vecs), self.diag(),
+                           _members(self.size, support), _sign(side), tries, False)
+
 
 class KronGram:
-    """Rows of ΨᵀΨ = G_R ⊗ G_L (column-major index j = k + a·l) from the factors only.
+    """ΨᵀΨ = G_R ⊗ G_L (column-major index j = k + a·l) from the factors only.
 
     Row (k, l) is kron(G_R[l, :], G_L[k, :]): O(ab) memory per row, never (ab)².
     """
@@ -59,6 +91,34 @@ class KronGram:
         idx = np.asarray(idx, dtype=np.int64)
         k, l = idx % self.a, idx // self.a
         return (self.g_right[l][:, :, None] * self.g_left[k][:, None, :]).reshape(len(idx), self.size)
+
+    def block(self, rows, cols) -> np.ndarray:
+        """G[rows, cols] = G_R[l_r, l_c]·G_L[k_r, k_c] (the same products, bit for bit, as ``rows``)."""
+        rows, cols = np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+        return (self.g_right[np.ix_(rows // self.a, cols // self.a)]
+                * self.g_left[np.ix_(rows % self.a, cols % self.a)])
+
+    def blocks(self, supports: np.ndarray) -> np.ndarray:
+        """G[S_t, S_t] for every row S_t of ``supports`` (T, s) -> (T, s, s), the same products as ``block``."""
+        k, l = supports % self.a, supports // self.a
+        return self.g_right[l[:, :, None], l[:, None, :]] * self.g_left[k[:, :, None], k[:, None, :]]
+
+    def couplings(self, support, vecs: np.ndarray) -> np.ndarray:
+        """C[p, k' + a·l'] = Σ_i vecs[i, p]·G_L[k_i, k']·G_R[l_i, l'], shape (P, ab), one batched GEMM."""
+        support = np.asarray(support, dtype=np.int64)
+        k, l = support % self.a, support // self.a
+        w = vecs.T[:, :, None] * self.g_right[l][None, :, :]  # (P, s, b): diag(u_p)·G_R[l_S, :]
+        return np.matmul(w.transpose(0, 2, 1), self.g_left[k]).reshape(vecs.shape[1], self.size)
+
+    def top_candidates(self, support, lams, vecs, side: str, tries: int) -> np.ndarray:
+        """``DenseGram.top_candidates`` from the factors, pruned exactly (``_kron_top_kernel``)."""
+        support = np.asarray(support, dtype=np.int64)
+        k, l = support % self.a, support // self.a
+        return _kron_top_kernel(
+            np.asarray(lams, dtype=np.float64), np.ascontiguousarray(vecs, dtype=np.float64),
+            np.ascontiguousarray(self.g_left[k]), np.ascontiguousarray(self.g_right[l]),
+            np.ascontiguousarray(np.diag(self.g_left)), np.ascontiguousarray(np.diag(self.g_right)),
+            _members(self.size, support), np.unique(k), _sign(side), tries)
 
 
 @dataclass(frozen=True)
@@ -77,11 +137,152 @@ def _extreme(sub: np.ndarray, side: str):
     return (w[-1], v[:, -1]) if side == "max" else (w[0], v[:, 0])
 
 
-def _proxy(lam: float, coupling: np.ndarray, diag: np.ndarray, side: str) -> np.ndarray:
-    """Extreme eigenvalue of [[λ, g], [g, d]] for every candidate, signed so larger is better."""
-    mid = 0.5 * (lam + diag)
-    rad = np.hypot(0.5 * (lam - diag), coupling)
-    return mid + rad if side == "max" else -(mid - rad)
+@njit(inline="always")
+def _proxy(lam, c, d, sign):
+    """Extreme eigenvalue of [[λ, c], [c, d]], signed so larger is better (λ_max, or −λ_min).
+
+    √(h² + c²) instead of hypot: the entries are O(1) Gram values, so no scaling is needed.
+    """
+    h = 0.5 * (lam - d)
+    rad = math.sqrt(h * h + c * c)
+    mid = 0.5 * (lam + d)
+    return mid + rad if sign > 0 else rad - mid
+
+
+@njit(inline="always")
+def _may_reach(lam, c_bound, d, thr, sign):
+    """False only if no |c| ≤ c_bound gives ``_proxy(lam, c, d) ≥ thr`` (with a 1e-9 relative margin).
+
+    λ_max([[λ, c], [c, d]]) ≥ max(λ, d), and for t above both, λ_max ≥ t ⟺ c² ≥ (t−λ)(t−d)
+    (det(tI − M) ≤ 0); symmetrically λ_min ≤ τ ⟺ c² ≥ (λ−τ)(d−τ) for τ below both.
+    Both are increasing in c², so c_bound bounds every such coupling.
+    """
+    slack = 1e-9 * (1.0 + abs(thr))
+    if sign > 0:
+        if thr <= max(lam, d) + slack:
+            return True
+        return c_bound * c_bound * (1.0 + 1e-9) >= (thr - lam) * (thr - d) - slack
+    tau = -thr
+    if tau >= min(lam, d) - slack:
+        return True
+    return c_bound * c_bound * (1.0 + 1e-9) >= (lam - tau) * (d - tau) - slack
+
+
+@njit(inline="always")
+def _insert(best, top, score, j):
+    """Insert candidate j into the lists sorted by (score desc, index asc) if it belongs there.
+
+    Empty slots hold index −1 and score −inf and rank below every candidate.
+    """
+    last = best.shape[0] - 1
+    if top[last] >= 0 and (score < best[last] or (score == best[last] and j > top[last])):
+        return
+    q = last
+    while q > 0 and (top[q - 1] < 0 or score > best[q - 1] or (score == best[q - 1] and j < top[q - 1])):
+        best[q] = best[q - 1]
+        top[q] = top[q - 1]
+        q -= 1
+    best[q] = score
+    top[q] = j
+
+
+def _top_pass(lams, couplings, diag, members, sign, tries, empty):
+    """Per row p: the ``tries`` best non-member candidates by 2×2 proxy score, best first.
+
+    ``empty``: the remaining support is empty and the score is sign·d_j.  Ties keep the
+    smaller index.  Rows with fewer candidates are padded with −1.
+    """
+    n_rows, n = couplings.shape
+    top = np.full((n_rows, tries), -1, np.int64)
+    best = np.empty(tries)
+    for p in range(n_rows):
+        best[:] = -np.inf
+        for j in range(n):
+            if not members[j]:
+                score = sign * diag[j] if empty else _proxy(lams[p], couplings[p, j], diag[j], sign)
+                _insert(best, top[p], score, j)
+    return top
+
+
+def _kron_top_pass(lams, vecs, gl_rows, gr_rows, d_left, d_right, members, member_cols, sign, tries):
+    """``_top_pass`` for G = G_R ⊗ G_L without the (P, ab) couplings, with exact pruning.
+
+    Coupling of position p with candidate (k', l'): c = Σ_i V[i,p]·G_L[k_i,k']·G_R[l_i,l'].
+    |c| ≤ A[l']·B[k'] with A[l'] = max_i |G_R[l_i,l']| and B[k'] = Σ_i |V[i,p]|·|G_L[k_i,k']|,
+    so a row l' is skipped (except its columns k' ∈ k_S, where B is large) when even
+    A[l']·max_{k'∉k_S} B[k'] with its largest (smallest, side 'min') diagonal cannot reach
+    the current ``tries``-th best score (``_may_reach``); elements are screened the same way.
+    Only candidates that could enter the list are scored, so the list is the one a full
+    pass would produce.  Rows are visited by decreasing A so the threshold rises early.
+    """
+    s, n_rows = vecs.shape
+    a, b = gl_rows.shape[1], gr_rows.shape[1]
+    top = np.full((n_rows, tries), -1, np.int64)
+    best = np.empty(tries)
+    big = np.zeros(b)
+    for l in range(b):
+        for i in range(s):
+            big[l] = max(big[l], abs(gr_rows[i, l]))
+    order = np.argsort(-big)
+    dl_hi, dl_lo = d_left.max(), d_left.min()
+    is_member_col = np.zeros(a, np.bool_)
+    for k in member_cols:
+        is_member_col[k] = True
+    bk = np.empty(a)
+    w = np.empty(s)
+    abs_gl = np.abs(gl_rows)                   # (s, a): B[k'] sums run along k' (vectorised)
+    gl_t = np.ascontiguousarray(gl_rows.T)     # (a, s): one candidate's couplings are contiguous
+    for p in range(n_rows):
+        lam = lams[p]
+        best[:] = -np.inf
+        top_p = top[p]
+        bk[:] = 0.0
+        for i in range(s):
+            v = abs(vecs[i, p])
+            for k in range(a):
+                bk[k] += v * abs_gl[i, k]
+        b_out = 0.0
+        for k in range(a):
+            if not is_member_col[k] and bk[k] > b_out:
+                b_out = bk[k]
+        for t in range(b):
+            l = order[t]
+            if sign > 0:
+                d_row = max(d_right[l] * dl_hi, d_right[l] * dl_lo)
+            else:
+                d_row = min(d_right[l] * dl_hi, d_right[l] * dl_lo)
+            full_row = best[tries - 1] == -np.inf or _may_reach(lam, big[l] * b_out, d_row, best[tries - 1], sign)
+            for i in range(s):
+                w[i] = vecs[i, p] * gr_rows[i, l]
+            n_cols = a if full_row else member_cols.shape[0]
+            for q in range(n_cols):
+                k = q if full_row else member_cols[q]
+                j = k + a * l
+                if members[j]:
+                    continue
+                d = d_right[l] * d_left[k]
+                thr = best[tries - 1]
+                if thr > -np.inf and not _may_reach(lam, big[l] * bk[k], d, thr, sign):
+                    continue
+                c = 0.0
+                for i in range(s):
+                    c += w[i] * gl_t[k, i]
+                _insert(best, top_p, _proxy(lam, c, d, sign), j)
+    return top
+
+
+_top_kernel = lazy_kernel(_top_pass)
+_kron_top_kernel = lazy_kernel(_kron_top_pass)
+
+
+def _members(size, support) -> np.ndarray:
+    members = np.zeros(size, np.bool_)
+    members[np.asarray(support, dtype=np.int64)] = True
+    return members
+
+
+def _sign(side: str) -> float:
+    return 1.0 if side == "max" else -1.0
 
 
 def _better(new: float, old: float, side: str) -> bool:
@@ -91,63 +292,89 @@ def _better(new: float, old: float, side: str) -> bool:
 def greedy_support(gram: DenseGram | KronGram, s: int, side: str, start) -> list[int]:
     """Grow ``start`` to size s, adding the candidate with the best 2×2 proxy score each step."""
     support = [int(j) for j in dict.fromkeys(start)]
-    diag = gram.diag()
-    rows = gram.rows(support)
     while len(support) < s:
-        lam, u = _extreme(rows[:, support], side)
-        score = _proxy(lam, u @ rows, diag, side)
-        score[support] = -np.inf
-        j = int(np.argmax(score))
-        support.append(j)
-        rows = np.vstack([rows, gram.rows([j])])
+        lam, u = _extreme(gram.block(support, support), side)
+        support.append(int(gram.top_candidates(support, [lam], u[:, None], side, 1)[0, 0]))
     return support
+
+
+def _extreme_values(subs: np.ndarray, side: str) -> np.ndarray:
+    """The extreme eigenvalue of each block of a stack, without eigenvectors (to decide swaps only).
+
+    It may differ from ``_extreme``'s in the last bits; decisions use a 1e-13 margin and the
+    value reported for the final support is recomputed with ``_extreme``.
+    """
+    w = np.linalg.eigvalsh(subs)
+    return w[:, -1] if side == "max" else w[:, 0]
+
+
+def _position_blocks(s: int):
+    """Drop positions 0..s−1 in blocks of 2, 4, 8, …: most rounds accept a swap at an early position."""
+    start, size = 0, 2
+    while start < s:
+        yield range(start, min(s, start + size))
+        start, size = start + size, 2 * size
+
+
+def _drop_one_eigenpairs(sub: np.ndarray, side: str):
+    """For every position p: the extreme eigenpair of sub without row/column p, the vector
+    padded with a 0 at p.  Returns (λ (s,), V (s, s)) with V[:, p] the padded vector."""
+    s = sub.shape[0]
+    keep = np.array([[i for i in range(s) if i != p] for p in range(s)], dtype=np.int64)  # (s, s-1)
+    minors = sub[keep[:, :, None], keep[:, None, :]]                                      # (s, s-1, s-1)
+    w, v = np.linalg.eigh(minors)
+    col = -1 if side == "max" else 0
+    vecs = np.zeros((s, s))
+    for p in range(s):
+        vecs[keep[p], p] = v[p, :, col]
+    return w[:, col], vecs
+
+
+def _result(gram, support, side):
+    """(support, its extreme eigenvalue by ``_extreme``): the reported value always has eigh's bits."""
+    return support, float(_extreme(gram.block(support, support), side)[0])
 
 
 def swap_search(gram, support, side: str, *, deadline: float = np.inf, max_rounds: int = 50,
                 tries: int = 3) -> tuple[list[int], float]:
     """1-swap local search from ``support``; returns (support, exact extreme eigenvalue).
 
-    Only s×s pieces are copied per trial swap: the (s, ab) block of Gram rows is
-    rebuilt once per *accepted* swap.
+    Each round scores every (drop position, candidate) pair at once, then tries the
+    positions in order, each position's ``tries`` best candidates in score order,
+    and accepts the first exact (s×s) eigensolve that improves the value.
     """
     support = list(support)
     diag = gram.diag()
-    rows = gram.rows(support)  # (s, N): G[support, :]
-    value, _ = _extreme(rows[:, support], side)
-    sign = 1.0 if side == "max" else -1.0
+    value, _ = _extreme(gram.block(support, support), side)
+    s = len(support)
     for _ in range(max_rounds):
+        if time.perf_counter() > deadline:
+            return _result(gram, support, side)
+        if s > 1:
+            lams, vecs = _drop_one_eigenpairs(gram.block(support, support), side)
+            top = gram.top_candidates(support, lams, vecs, side, tries)
+        else:  # dropping the only member leaves nothing to couple with: the score is the diagonal
+            top = _top_kernel(np.zeros(1), np.zeros((1, gram.size)), diag,
+                                         _members(gram.size, support), _sign(side), tries, True)
         improved = False
-        for p in range(len(support)):
+        for block in _position_blocks(s):
             if time.perf_counter() > deadline:
-                return support, float(value)
-            keep = [i for i in range(len(support)) if i != p]
-            rest = [support[i] for i in keep]
-            if rest:
-                lam, u = _extreme(rows[np.ix_(keep, rest)], side)
-                u_full = np.zeros(len(support))
-                u_full[keep] = u
-                score = _proxy(lam, u_full @ rows, diag, side)
-            else:
-                score = sign * diag
-            score[support] = -np.inf
-            top = np.argpartition(score, -tries)[-tries:] if score.size > tries else np.arange(score.size)
-            for j in top[np.argsort(score[top])[::-1]]:
-                if not np.isfinite(score[j]):  # a current member: fewer candidates than `tries`
-                    break
-                cand = rest + [int(j)]
-                sub = np.empty((len(cand), len(cand)))
-                sub[:-1, :] = rows[np.ix_(keep, cand)]
-                sub[-1, :] = gram.rows([j])[0, cand]
-                new, _ = _extreme(sub, side)
+                return _result(gram, support, side)
+            # The exact eigenvalue of every (position, candidate) swap in this block, one batched
+            # eigh (the same LAPACK call per matrix as one at a time), then scanned in order.
+            trials = [(support[:p] + support[p + 1:] + [int(j)]) for p in block for j in top[p] if j >= 0]
+            if not trials:
+                continue
+            news = _extreme_values(gram.blocks(np.array(trials, dtype=np.int64)), side)
+            for cand, new in zip(trials, news):
                 if _better(new, value, side):
                     support, value, improved = cand, new, True
-                    rows = np.vstack([rows[keep], gram.rows([j])])
                     break
             if improved:
                 break
         if not improved:
             break
-    return support, float(value)
+    return _result(gram, support, side)
 
 
 def adversarial_search(gram, s: int, side: str, *, restarts: int = 2, seed=0, extra_starts=(),

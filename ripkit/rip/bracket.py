@@ -32,6 +32,10 @@ Upper bounds (proofs)
                 δ_s ≤ 1 − (1−δ_s(L))(1−δ_s(Rᵀ)) on the lower side.  The factors'
                 Λ, λ are exact by enumeration where C(a, s_a), C(b, s_b) allow,
                 else bounded by the factor's own spectral/Gershgorin bounds;
+    group       (``ripkit.rip.upper.group_bound``, proof there) a support whose
+                largest R-group (elements sharing an R-index) has g_R elements and
+                which spans |J| R-indices has λ_max ≤ Λ_L(g_R)·Λ_R(|J|), with
+                g_R + |J| − 1 ≤ s, and symmetrically; never looser than kron-product;
     psd         λ⁻ ≥ 0, so the lower side never exceeds 1.
 """
 from __future__ import annotations
@@ -45,11 +49,17 @@ from ripkit.projections import as_generator
 from ripkit.rip.adversarial import DenseGram, KronGram, adversarial_search
 from ripkit.rip.estimators import support_rip
 from ripkit.rip.exhaustive import enumeration_feasible, exact_rip
+from ripkit.rip.torch_path import TorchKronGram, resolve_device
+from ripkit.rip.upper import factor_profile, gram_gershgorin, group_bound, kron_gershgorin
 
-__all__ = ["RipBracket", "rip_bracket", "factor_extremes", "kron_gershgorin", "gram_gershgorin"]
+__all__ = ["RipBracket", "rip_bracket", "factor_extremes", "kron_gershgorin", "gram_gershgorin", "group_bound"]
 
-#: Default cap on supports enumerated exactly (for Ψ itself and for each factor).
+#: Default cap on supports enumerated exactly (for Ψ itself and for each factor), numba path.
 MAX_SUPPORTS = 2_000_000
+#: The same cap on a CUDA device (``device='cuda'``): about a minute per side on an H100-class GPU.
+MAX_SUPPORTS_CUDA = 1_000_000_000
+#: Ψ itself is enumerated only if its ab×ab Gram fits in this many bytes.
+MAX_PSI_GRAM_BYTES = 1 << 30
 #: Relative widening of both sides against floating-point rounding in eigenvalues.
 FP_MARGIN = 1e-12
 
@@ -82,66 +92,28 @@ class RipBracket:
         return out
 
 
-def gram_gershgorin(gram: np.ndarray, s: int) -> tuple[float, float]:
-    """Row-wise Gershgorin bounds on every s×s principal sub-block: (λ_max ≤ hi, λ_min ≥ lo)."""
-    off = np.abs(gram - np.diag(np.diag(gram)))
-    t = min(s - 1, gram.shape[0] - 1)
-    top = -np.partition(-off, t - 1, axis=1)[:, :t].sum(axis=1) if t > 0 else np.zeros(gram.shape[0])
-    d = np.diag(gram)
-    return float(np.max(d + top)), float(np.min(d - top))
-
-
-def kron_gershgorin(g_left: np.ndarray, g_right: np.ndarray, s: int, chunk_entries: int = 2**22):
-    """``gram_gershgorin`` for G_R ⊗ G_L without forming it.
-
-    Row (k, l) holds the products |G_L[k,k']|·|G_R[l,l']|.  Its s−1 largest
-    off-diagonal entries lie among the products of the s largest of
-    |G_L[k,:]| and of |G_R[l,:]| (any other product is dominated by s
-    products in that grid), so each row costs O(s²) after sorting the factor rows.
-    """
-    a, b = g_left.shape[0], g_right.shape[0]
-    t = s - 1
-    d_left, d_right = np.diag(g_left), np.diag(g_right)
-    if t == 0 or a * b == 1:
-        diag = np.kron(d_right, d_left)
-        return float(diag.max()), float(diag.min())
-    p, q = min(s, a), min(s, b)
-    idx_l = np.argsort(-np.abs(g_left), axis=1)[:, :p]
-    val_l = np.take_along_axis(np.abs(g_left), idx_l, axis=1)  # (a, p)
-    idx_r = np.argsort(-np.abs(g_right), axis=1)[:, :q]
-    val_r = np.take_along_axis(np.abs(g_right), idx_r, axis=1)  # (b, q)
-    t = min(t, p * q - 1)
-    hi, lo = -np.inf, np.inf
-    step = max(1, chunk_entries // (b * p * q))
-    for start in range(0, a, step):
-        ks = np.arange(start, min(a, start + step))
-        prod = val_l[ks][:, None, :, None] * val_r[None, :, None, :]  # (ck, b, p, q)
-        own = (idx_l[ks][:, None, :, None] == ks[:, None, None, None]) & \
-              (idx_r[None, :, None, :] == np.arange(b)[None, :, None, None])
-        prod = np.where(own, 0.0, prod).reshape(len(ks), b, p * q)
-        top = -np.partition(-prod, t - 1, axis=2)[:, :, :t].sum(axis=2)  # (ck, b)
-        diag = d_left[ks][:, None] * d_right[None, :]
-        hi, lo = max(hi, float((diag + top).max())), min(lo, float((diag - top).min()))
-    return hi, lo
+def _no_memo(key, compute):
+    return compute()
 
 
 def factor_extremes(gram: np.ndarray, t: int, *, max_supports=MAX_SUPPORTS, seed=0, restarts=2,
-                    budget_seconds=None, eigenvalues=None) -> dict:
+                    budget_seconds=None, eigenvalues=None, device=None, memo=_no_memo) -> dict:
     """Λ(t) and λ(t) of one factor Gram: exact by enumeration if feasible, else bracketed.
 
     Returns a dict with ``exact`` (bool), upper-bound-on-Λ ``lam_max_hi``,
     lower-bound-on-λ ``lam_min_lo`` (for the kron-product upper bound) and
     attained ``lam_max_lo`` / ``lam_min_hi`` with supports (for rectangles).
+    ``memo(key, compute)`` may store the seed-independent parts (enumeration, Gershgorin).
     """
     d = gram.shape[0]
     t = min(t, d)
     if enumeration_feasible(d, t, max_supports):
-        ex = exact_rip(gram, t, max_supports=max_supports)
+        ex = memo(("exact_rip", t), lambda: exact_rip(gram, t, max_supports=max_supports, device=device))
         return {"exact": True, "t": t, "lam_max_hi": ex.lam_max, "lam_max_lo": ex.lam_max,
                 "support_max": ex.support_max, "lam_min_lo": ex.lam_min, "lam_min_hi": ex.lam_min,
                 "support_min": ex.support_min, "supports_per_second": ex.supports_per_second}
     eig = np.linalg.eigvalsh(gram) if eigenvalues is None else eigenvalues
-    g_hi, g_lo = gram_gershgorin(gram, t)
+    g_hi, g_lo = memo(("gershgorin", t), lambda: gram_gershgorin(gram, t))
     dense = DenseGram(gram)
     up = adversarial_search(dense, t, "max", restarts=restarts, seed=seed, budget_seconds=budget_seconds)
     dn = adversarial_search(dense, t, "min", restarts=restarts, seed=seed, budget_seconds=budget_seconds)
@@ -175,7 +147,8 @@ def _rectangles(fl: dict, fr_by_size: dict, a: int, s: int, c: float):
 
 
 def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: int = 1000, restarts: int = 2,
-                budget_seconds: float | None = None, seed=0, max_supports: int = MAX_SUPPORTS) -> RipBracket:
+                budget_seconds: float | None = None, seed=0, max_supports: int | None = None,
+                device=None) -> RipBracket:
     """Certified lower and upper bounds on δ_s of ``dictionary`` (scaled by 1/√c).
 
     Parameters
@@ -184,7 +157,8 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
     s : int
         Sparsity level, 1 ≤ s ≤ ab.
     gram : (G_L, G_R), optional
-        Precomputed Gram factors.
+        Gram factors to use instead of the dictionary's own (which it computes once
+        and caches, with their eigenvalues).
     random_lower : SupportRip, optional
         A ``support_rip`` result to reuse as the 'random' lower bound; else
         ``n_random`` supports are sampled with ``seed``.
@@ -193,8 +167,13 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
     budget_seconds : float, optional
         Wall-time cap for each adversarial search (two per factor size, two for Ψ).
         None: run every start to completion (deterministic).
-    max_supports : int
-        Enumerate exactly when C(·, ·) is at most this.
+    max_supports : int, optional
+        Enumerate exactly when C(·, ·) is at most this (default ``MAX_SUPPORTS``,
+        ``MAX_SUPPORTS_CUDA`` on a CUDA device).
+    device : None, 'cpu', 'auto', 'cuda', 'cuda:N' or 'torch-cpu'
+        Where exact enumeration and the candidate scoring of the search run
+        (``ripkit.rip.torch_path.resolve_device``); the same results on every device
+        for the same ``max_supports``.
 
     Returns
     -------
@@ -203,11 +182,27 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
         support attaining ``lower``, and every candidate bound.
     """
     t0 = time.perf_counter()
+    device = resolve_device(device)
+    if max_supports is None:
+        max_supports = MAX_SUPPORTS_CUDA if device is not None and device.startswith("cuda") else MAX_SUPPORTS
     c = dictionary.isometry_scale
     a, b = dictionary.a, dictionary.b
     if not 1 <= s <= a * b:
         raise ValueError(f"s={s} must be in [1, ab={a * b}]")
-    g_left, g_right = dictionary.gram_factors() if gram is None else gram
+    if gram is None:  # the dictionary's own, cached with their eigenvalues and seed-free derived results
+        (g_left, g_right), (ev_l, ev_r) = dictionary.gram_factors(), dictionary.gram_eigenvalues()
+        memo = dictionary.memo
+    else:
+        g_left, g_right = gram
+        ev_l, ev_r = np.linalg.eigvalsh(g_left), np.linalg.eigvalsh(g_right)
+        memo = _no_memo
+
+    def memo_l(key, compute):
+        return memo(("left",) + key, compute)
+
+    def memo_r(key, compute):
+        return memo(("right",) + key, compute)
+
     rng_seeds = _seed_sequence(seed).spawn(4)
     lower, upper_plus, upper_minus = {}, {}, {}
 
@@ -221,20 +216,21 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
     sa, sb = min(s, a), min(s, b)
     sizes_r = sorted({min(s // p, b) for p in range(1, sa + 1)} | {sb})
     sizes_l = sorted({min(s // q, a) for q in sizes_r} | {sa})
-    ev_l, ev_r = np.linalg.eigvalsh(g_left), np.linalg.eigvalsh(g_right)
     # Exact enumeration pays for the product bound (sizes sa, sb); rectangles only need
     # good explicit supports, so their other sizes are enumerated only when cheap.
     def cap(t, top):
         return max_supports if t == top else min(max_supports, 200_000)
 
     fl = {p: factor_extremes(g_left, p, max_supports=cap(p, sa), seed=rng_seeds[1], restarts=restarts,
-                             budget_seconds=budget_seconds, eigenvalues=ev_l) for p in sizes_l}
+                             budget_seconds=budget_seconds, eigenvalues=ev_l, device=device, memo=memo_l)
+          for p in sizes_l}
     fr = {q: factor_extremes(g_right, q, max_supports=cap(q, sb), seed=rng_seeds[2], restarts=restarts,
-                             budget_seconds=budget_seconds, eigenvalues=ev_r) for q in sizes_r}
+                             budget_seconds=budget_seconds, eigenvalues=ev_r, device=device, memo=memo_r)
+          for q in sizes_r}
     lower.update(_rectangles(fl, fr, a, s, c))
 
     # -- lower: adversarial search on Ψ itself, seeded with the best random and rectangle supports
-    kg = KronGram(g_left, g_right)
+    kg = KronGram(g_left, g_right) if device is None else TorchKronGram(g_left, g_right, device)
     cut = False
     for side, name, extra in (("max", "adversarial(+)", [lower["rectangle(+)"][1], random_lower.support]),
                               ("min", "adversarial(-)", [lower["rectangle(-)"][1], random_lower.support])):
@@ -248,18 +244,23 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
     min_r = max(ev_r[0], 0.0) if b <= dictionary.n else 0.0
     upper_plus["spectral"], upper_minus["spectral"] = ev_l[-1] * ev_r[-1] / c - 1.0, 1.0 - min_l * min_r / c
     # -- upper: row-wise Gershgorin on the Kronecker Gram
-    g_hi, g_lo = kron_gershgorin(g_left, g_right, s)
+    g_hi, g_lo = memo(("kron_gershgorin", s), lambda: kron_gershgorin(g_left, g_right, s))
     upper_plus["gershgorin"], upper_minus["gershgorin"] = g_hi / c - 1.0, 1.0 - g_lo / c
     # -- upper: Kronecker product of the factors' exact (or bounded) extremes
     left, right = fl[sa], fr[sb]
     upper_plus["kron-product"] = left["lam_max_hi"] * right["lam_max_hi"] / c - 1.0
     upper_minus["kron-product"] = 1.0 - left["lam_min_lo"] * right["lam_min_lo"] / c
     upper_minus["psd"] = 1.0
+    # -- upper: the group bound (ripkit.rip.upper), from the factors' extremes at every size ≤ s
+    prof_l = factor_profile(g_left, s, fl, ev_l, max_supports=max_supports, device=device, memo=memo_l)
+    prof_r = factor_profile(g_right, s, fr, ev_r, max_supports=max_supports, device=device, memo=memo_r)
+    up, dn = group_bound(*prof_l, *prof_r, s)
+    upper_plus["group"], upper_minus["group"] = up / c - 1.0, 1.0 - dn / c
 
     # -- both sides at once when Ψ's own supports can be enumerated
-    if enumeration_feasible(a * b, s, max_supports):
-        sub_gram = np.kron(g_right, g_left)  # ab ≤ a few thousand here: bounded by max_supports
-        ex = exact_rip(sub_gram, s, max_supports=max_supports, isometry_scale=c)
+    if enumeration_feasible(a * b, s, max_supports) and 8 * (a * b) ** 2 <= MAX_PSI_GRAM_BYTES:
+        sub_gram = np.kron(g_right, g_left)  # (ab)² bounded just above
+        ex = exact_rip(sub_gram, s, max_supports=max_supports, isometry_scale=c, device=device)
         lower["exhaustive(+)"] = (ex.delta_upper_side, ex.support_max)
         lower["exhaustive(-)"] = (ex.delta_lower_side, ex.support_min)
         upper_plus["exhaustive"], upper_minus["exhaustive"] = ex.delta_upper_side, ex.delta_lower_side

@@ -16,17 +16,23 @@ import numpy as np
 
 import ripkit
 from ripkit._checks import check_memory
-from ripkit._cli import (Parser, UsageError, dumps_json, emit, jobs, positive_float, positive_int, run_main,
-                         seed_int, writable_file)
+from ripkit._cli import (Parser, UsageError, check_device, dumps_json, emit, jobs, positive_float, positive_int,
+                         run_main, seed_int, writable_file)
 from ripkit._parallel import BACKENDS
 from ripkit.bounds import theory_delta
 from ripkit.coherence import recovery_condition
 from ripkit.rip.presets import PAPER_COHERENCE, PAPER_TABLE4, PRESETS
+from ripkit.rip.torch_path import resolve_device
 from ripkit.rip.trials import rip_trials
 
 __all__ = ["main", "build_parser", "run"]
 
 ESTIMATOR_CHOICES = ("percentile", "support", "bracket", "all")
+
+
+def _device(text: str) -> str:
+    """``check_device`` without importing torch (seconds) for the default 'cpu', which runs numba."""
+    return text if text == "cpu" else check_device(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--estimator", choices=ESTIMATOR_CHOICES, default="percentile")
     p.add_argument("--budget-seconds", type=positive_float, default=None,
                    help="bracket: adversarial-search budget per (trial, s); default scales with size")
+    p.add_argument("--device", type=_device, default="cpu",
+                   help="bracket: where exact enumeration and the search's scoring run (cpu: numba; auto or "
+                        "cuda[:N]: torch on a CUDA GPU); same results everywhere for the same --max-supports")
+    p.add_argument("--max-supports", type=positive_int, default=None,
+                   help="bracket: enumerate exactly up to this many supports per side "
+                        "(default 2000000 on the CPU, 1000000000 on CUDA)")
     p.add_argument("--theory-c", type=positive_float, default=1.0, help="C in C*sqrt(s ln(ab)/(mn))")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--out", type=writable_file, help="write the output to this file instead of stdout")
@@ -79,12 +91,16 @@ def _resolve_dims(args) -> tuple[int, int, int, int, str]:
 def run(args) -> dict:
     """Run the estimators for parsed ``args``; returns the JSON-ready result (schema in README)."""
     m, n, a, b, name = _resolve_dims(args)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(f"--device {args.device}: {exc}") from None
     estimators = ("percentile", "support", "bracket") if args.estimator == "all" else (args.estimator,)
     t0 = time.perf_counter()
     res = rip_trials(m, n, a, b, sparsity=args.sparsity, n_samples=args.samples, trials=args.trials,
                      seed=args.seed, scale=args.scale, kind=args.kind, estimators=estimators,
                      n_jobs=args.jobs, backend=args.backend, progress=not args.no_progress and sys.stderr.isatty(),
-                     budget_seconds=args.budget_seconds)
+                     budget_seconds=args.budget_seconds, device=device, max_supports=args.max_supports)
     elapsed = time.perf_counter() - t0
     summary = res.summary()
     mu = res.coherence["mu"].to_numpy()
@@ -105,6 +121,7 @@ def run(args) -> dict:
         "isometry_scale": float(res.coherence["isometry_scale"].iloc[0]),
         "seed": args.seed, "samples": args.samples, "trials": args.trials, "percentile": 95.0,
         "estimators": list(estimators), "budget_seconds": args.budget_seconds,
+        "device": device or "cpu", "max_supports": args.max_supports,
         "theory": {"formula": "C*sqrt(s*ln(n)/m)", "C": args.theory_c, "n": a * b, "m": m * n,
                    "meaning": "n = ab coefficients (paper A.2), m = mn rows of Psi (measurements)"},
         "coherence": {"mean": float(mu.mean()), "std": float(mu.std(ddof=1)) if len(mu) > 1 else 0.0,

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ripkit._checks import check_fraction, check_positive_int
-from ripkit._numba import compile_kernel
+from ripkit._numba import lazy_kernel
 from ripkit.projections import as_generator
 
 __all__ = [
@@ -132,7 +132,7 @@ def _quadratic_forms_kernel(g_left, g_right, supports, values, a):
     return out
 
 
-_QUAD_KERNEL = None
+_quad_kernel = lazy_kernel(_quadratic_forms_kernel)
 
 
 def quadratic_forms(g_left, g_right, supports, values) -> np.ndarray:
@@ -141,10 +141,7 @@ def quadratic_forms(g_left, g_right, supports, values) -> np.ndarray:
     ``studies/bench_rip.py`` measured the numba loop several times faster than the
     gather at s = 20 (the gather's fancy indexing dominates), hence numba here.
     """
-    global _QUAD_KERNEL
-    if _QUAD_KERNEL is None:
-        _QUAD_KERNEL = compile_kernel(_quadratic_forms_kernel)
-    return _QUAD_KERNEL(np.ascontiguousarray(g_left, dtype=np.float64), np.ascontiguousarray(g_right, dtype=np.float64),
+    return _quad_kernel(np.ascontiguousarray(g_left, dtype=np.float64), np.ascontiguousarray(g_right, dtype=np.float64),
                         np.ascontiguousarray(supports, dtype=np.int64), np.ascontiguousarray(values, dtype=np.float64),
                         g_left.shape[0])
 

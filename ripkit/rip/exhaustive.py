@@ -19,29 +19,32 @@ exactly s is enough.
 
 This is ground truth for small matrices, and the exact factor-level input
 (Lᵀ L and R Rᵀ) to certified upper bounds for the Kronecker dictionary
-Ψ = Rᵀ⊗L.  The cost is C(d, s) small eigenproblems, so it refuses above
-``max_supports``.
+Ψ = Rᵀ⊗L.  The cost grows with C(d, s), so it refuses above ``max_supports``.
 
-Implementation: a numba ``@njit(parallel=True)`` kernel splits the
-lexicographic rank space [0, C(d, s)) into chunks, unranks the first
-combination of each chunk and steps through successors.  Per support it uses
-the closed form for s = 2, cyclic Jacobi for 3 ≤ s ≤ 6 and LAPACK ``eigvalsh``
-for s ≥ 7 (measured crossover on 2 cores: Jacobi is 3× faster at s = 3, equal
-near s = 6-7, and 1.5-2× slower at s ≥ 8).  s = 1 reads the diagonal.  The
-kernel is compiled on the first call, not on import.
+Implementation (``ripkit.rip._enumerate``): supports are walked depth-first in
+lexicographic order, sharing each prefix's Cholesky factor; a support is skipped only
+when a Cholesky factorisation of (record − margin)·I − G_S (resp. G_S − (record +
+margin)·I) *certifies* that its solved value could not reach the record, and is
+otherwise solved exactly as ripkit always solved it (closed form for s = 2, cyclic
+Jacobi for 3 ≤ s ≤ 6, LAPACK ``eigvalsh`` for s ≥ 7).  The values and supports are
+therefore the same, bit for bit, as solving all C(d, s) blocks, at O(s²) flops per
+support instead of O(s³).  Prefixes are dealt to numba ``prange`` workers.  s = 1
+reads the diagonal.  The kernel is compiled on the first call, not on import.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import time
 from dataclasses import asdict, dataclass
 
+import numba
 import numpy as np
-from numba import njit, prange
 
 from ripkit._checks import check_matrix, check_positive_int
-from ripkit._numba import compile_kernel
+from ripkit.rip._enumerate import _successor, _unrank, enumerate_extremes  # noqa: F401 (tests walk them)
+from ripkit.rip.torch_path import enumerate_extremes_torch, resolve_device
 
 __all__ = [
     "ExactRip",
@@ -53,9 +56,10 @@ __all__ = [
 ]
 
 DEFAULT_MAX_SUPPORTS = 50_000_000
-_JACOBI_MAX_S = 6  # largest s solved by Jacobi; LAPACK eigvalsh above (measured)
-_CHUNK = 1024  # target supports per parallel chunk
-_MAX_CHUNKS = 1024
+_MIN_TASKS = 256  # prefixes per enumeration (enough to balance the numba workers)
+# Below this many supports one worker: starting a parallel region costs more than it saves, and on a
+# loaded machine waking a second thread can take a whole scheduler slice (measured: 10x slower at s = 5).
+_PARALLEL_MIN_SUPPORTS = 1_000_000
 _INT64_CAP = 2**62
 
 
@@ -83,6 +87,9 @@ class ExactRip:
         Enumeration wall time (compilation excluded) and throughput.
     isometry_scale : float
         c; the deltas are those of Φ/√c.
+    n_solved : int
+        Supports whose block was eigensolved; the other n_supports − n_solved were
+        certified by a Cholesky factorisation not to reach the extremes.
     """
 
     s: int
@@ -98,159 +105,11 @@ class ExactRip:
     supports_per_second: float
     d: int
     isometry_scale: float = 1.0
+    n_solved: int = 0
 
     def to_dict(self) -> dict:
         """Plain dict of the fields (supports stay tuples of int)."""
         return asdict(self)
-
-
-# --- numba helpers (compiled lazily, on the first call of the kernel) --------
-
-
-@njit(inline="always")
-def _unrank(rank, d, s, binom, out):
-    """Write the combination of lexicographic ``rank`` (0-based) into ``out``."""
-    x = 0
-    for i in range(s):
-        # number of combinations whose i-th element is x: C(d - x - 1, s - i - 1)
-        while binom[d - x - 1, s - i - 1] <= rank:
-            rank -= binom[d - x - 1, s - i - 1]
-            x += 1
-        out[i] = x
-        x += 1
-
-
-@njit(inline="always")
-def _successor(c, d, s):
-    """Advance ``c`` to the next combination in lexicographic order."""
-    i = s - 1
-    while i >= 0 and c[i] == d - s + i:
-        i -= 1
-    if i < 0:
-        return False
-    c[i] += 1
-    for j in range(i + 1, s):
-        c[j] = c[j - 1] + 1
-    return True
-
-
-@njit
-def _jacobi_extremes(a, s):
-    """(λ_min, λ_max) of the symmetric ``a`` (s×s, overwritten) by cyclic Jacobi."""
-    norm = 0.0  # scale to max |a_ij| = 1 so the squared sums cannot under/overflow
-    for p in range(s):
-        for q in range(s):
-            if abs(a[p, q]) > norm:
-                norm = abs(a[p, q])
-    if norm == 0.0:
-        return 0.0, 0.0
-    for p in range(s):
-        for q in range(s):
-            a[p, q] /= norm
-    for _sweep in range(60):
-        off = 0.0
-        total = 0.0
-        for p in range(s):
-            total += a[p, p] * a[p, p]
-            for q in range(p + 1, s):
-                off += a[p, q] * a[p, q]
-        total += 2.0 * off
-        if off <= 1e-34 * total:  # off-diagonal norm below ~1e-17 of ‖a‖_F
-            break
-        for p in range(s - 1):
-            for q in range(p + 1, s):
-                apq = a[p, q]
-                if apq == 0.0:
-                    continue
-                theta = (a[q, q] - a[p, p]) / (2.0 * apq)
-                if abs(theta) > 1e150:
-                    t = 0.5 / theta
-                else:
-                    t = 1.0 / (abs(theta) + math.sqrt(theta * theta + 1.0))
-                    if theta < 0.0:
-                        t = -t
-                c = 1.0 / math.sqrt(t * t + 1.0)
-                sn = t * c
-                for k in range(s):  # columns p, q
-                    akp = a[k, p]
-                    akq = a[k, q]
-                    a[k, p] = c * akp - sn * akq
-                    a[k, q] = sn * akp + c * akq
-                for k in range(s):  # rows p, q
-                    apk = a[p, k]
-                    aqk = a[q, k]
-                    a[p, k] = c * apk - sn * aqk
-                    a[q, k] = sn * apk + c * aqk
-    lo = a[0, 0]
-    hi = a[0, 0]
-    for p in range(1, s):
-        if a[p, p] < lo:
-            lo = a[p, p]
-        if a[p, p] > hi:
-            hi = a[p, p]
-    return lo * norm, hi * norm
-
-
-def _enumerate_kernel(g, s, total, n_chunks, binom):
-    """Per-chunk extremes over all supports of size s >= 2 (numba, parallel)."""
-    d = g.shape[0]
-    chunk = (total + n_chunks - 1) // n_chunks
-    hi_val = np.full(n_chunks, -np.inf)
-    lo_val = np.full(n_chunks, np.inf)
-    hi_sup = np.zeros((n_chunks, s), np.int64)
-    lo_sup = np.zeros((n_chunks, s), np.int64)
-    for ch in prange(n_chunks):
-        start = ch * chunk
-        stop = min(total, start + chunk)
-        if start >= stop:
-            continue
-        c = np.empty(s, np.int64)
-        a = np.empty((s, s))
-        _unrank(start, d, s, binom, c)
-        hi = -np.inf
-        lo = np.inf
-        for _ in range(start, stop):
-            if s == 2:
-                x = g[c[0], c[0]]
-                z = g[c[1], c[1]]
-                mid = 0.5 * (x + z)
-                rad = math.hypot(0.5 * (x - z), g[c[0], c[1]])
-                lam_lo = mid - rad
-                lam_hi = mid + rad
-            else:
-                for i in range(s):
-                    for j in range(s):
-                        a[i, j] = g[c[i], c[j]]
-                if s <= _JACOBI_MAX_S:
-                    lam_lo, lam_hi = _jacobi_extremes(a, s)
-                else:
-                    w = np.linalg.eigvalsh(a)
-                    lam_lo = w[0]
-                    lam_hi = w[s - 1]
-            if lam_hi > hi:  # strict: keep the first support in lexicographic order
-                hi = lam_hi
-                hi_sup[ch, :] = c
-            if lam_lo < lo:
-                lo = lam_lo
-                lo_sup[ch, :] = c
-            _successor(c, d, s)
-        hi_val[ch] = hi
-        lo_val[ch] = lo
-    return hi_val, lo_val, hi_sup, lo_sup
-
-
-_KERNEL = None
-
-
-def _kernel():
-    """Compile the enumeration kernel once (disk-cached when a cache dir is writable)."""
-    global _KERNEL
-    if _KERNEL is None:
-        kernel = compile_kernel(_enumerate_kernel, parallel=True)
-        eye = np.eye(3)
-        kernel(eye, 3, 1, 1, _binomial_table(3, 3))  # compile outside timed runs
-        _KERNEL = kernel
-    return _KERNEL
 
 
 def _binomial_table(d: int, s: int) -> np.ndarray:
@@ -260,6 +119,23 @@ def _binomial_table(d: int, s: int) -> np.ndarray:
         for k in range(min(n, s) + 1):
             table[n, k] = min(math.comb(n, k), _INT64_CAP)
     return table
+
+
+def prefix_tasks(d: int, s: int, min_tasks: int) -> np.ndarray:
+    """The prefixes of the shortest length q < s giving at least ``min_tasks`` of them (or q = s − 1).
+
+    Shape (n_tasks, q), sorted by the number of completions (largest first) so that
+    dealing them round-robin to the workers balances the load.
+    """
+    q = 0
+    while q < s - 1 and math.comb(d - (s - q), q) < min_tasks:
+        q += 1
+    # c[q-1] <= d - s + q - 1 leaves room for the s - q elements after the prefix
+    prefixes = np.array(list(itertools.combinations(range(d - s + q), q)), dtype=np.int64).reshape(-1, q)
+    if q == 0:
+        return prefixes.reshape(1, 0)
+    sizes = np.array([math.comb(d - 1 - int(last), s - q) for last in prefixes[:, -1]])
+    return prefixes[np.argsort(-sizes, kind="stable")]
 
 
 # --- public API ---------------------------------------------------------------
@@ -284,6 +160,7 @@ def exact_rip(
     max_supports=DEFAULT_MAX_SUPPORTS,
     isometry_scale: float = 1.0,
     symmetry_tol: float = 1e-8,
+    device=None,
 ) -> ExactRip:
     """Exact RIP constant of order ``s`` from a Gram matrix, by enumerating all supports.
 
@@ -304,6 +181,10 @@ def exact_rip(
         (ripkit's ``"cosa"`` scale: c = (m/a)·(n/b)).
     symmetry_tol : float, default=1e-8
         Allowed max |G − Gᵀ| relative to max(1, max |G|).
+    device : None, 'cpu', 'auto', 'cuda', 'cuda:N' or 'torch-cpu'
+        None or 'cpu': the numba kernel; otherwise the torch path on that device
+        ('auto': CUDA when present, else numba; 'torch-cpu': torch on the CPU),
+        ``ripkit.rip.torch_path``.  Same results either way.
 
     Returns
     -------
@@ -314,8 +195,10 @@ def exact_rip(
     Exhaustive over the C(d, s) supports of size exactly s; by eigenvalue
     interlacing this equals the maximum over all supports of size <= s.
     Eigenvalues are accurate to about 1e-15·‖G[S, S]‖ (closed form for s = 2,
-    Jacobi for s <= 6, LAPACK above).  Ties between supports resolve to the
-    lexicographically first.
+    Jacobi for s <= 6, LAPACK above); a support is skipped only when a Cholesky
+    factorisation certifies that it cannot reach the extremes (see
+    ``ripkit.rip._enumerate``), so the result is that of solving every block.
+    Ties between supports resolve to the lexicographically first.
     """
     # 1. validate
     g = check_matrix("gram", gram)
@@ -324,6 +207,7 @@ def exact_rip(
     d = g.shape[0]
     s = _check_s(s, d)
     limit = _check_max_supports(max_supports)
+    torch_device = resolve_device(device)
     scale = _check_isometry_scale(isometry_scale)
     asym = float(np.max(np.abs(g - g.T)))
     allowed = symmetry_tol * max(1.0, float(np.max(np.abs(g))))
@@ -347,17 +231,26 @@ def exact_rip(
         lam_max, lam_min = float(diag[i_hi]), float(diag[i_lo])
         sup_max, sup_min = (i_hi,), (i_lo,)
         seconds = time.perf_counter() - t0
-    else:
-        kernel = _kernel()
-        n_chunks = max(1, min(_MAX_CHUNKS, -(-total // _CHUNK)))
-        binom = _binomial_table(d, s)
+        n_solved = d
+    elif torch_device is not None:
         t0 = time.perf_counter()
-        hi_val, lo_val, hi_sup, lo_sup = kernel(g, s, total, n_chunks, binom)
+        lam_max, lam_min, sup_max, sup_min, n_solved = enumerate_extremes_torch(g, s, torch_device)
         seconds = time.perf_counter() - t0
-        k_hi, k_lo = int(np.argmax(hi_val)), int(np.argmin(lo_val))  # first on ties
-        lam_max, lam_min = float(hi_val[k_hi]), float(lo_val[k_lo])
-        sup_max = tuple(int(i) for i in hi_sup[k_hi])
-        sup_min = tuple(int(i) for i in lo_sup[k_lo])
+        lam_max, lam_min = float(lam_max), float(lam_min)
+    else:
+        tasks = prefix_tasks(d, s, _MIN_TASKS)
+        n_workers = 1 if total < _PARALLEL_MIN_SUPPORTS else max(1, min(numba.get_num_threads(), tasks.shape[0]))
+        enumerate_extremes(np.eye(2), 2, np.zeros((1, 0), np.int64), n_workers)  # compile/load outside the clock
+        t0 = time.perf_counter()
+        hi_val, lo_val, hi_sup, lo_sup, solved = enumerate_extremes(g, s, tasks, n_workers)
+        seconds = time.perf_counter() - t0
+        n_solved = int(solved.sum())
+        # each worker kept its lexicographically first support on ties: merge the same way
+        lam_max, sup_max = max(((v, tuple(int(i) for i in sup)) for v, sup in zip(hi_val, hi_sup) if v > -np.inf),
+                               key=lambda vs: (vs[0], tuple(-i for i in vs[1])))
+        lam_min, sup_min = min(((v, tuple(int(i) for i in sup)) for v, sup in zip(lo_val, lo_sup) if v < np.inf),
+                               key=lambda vs: (vs[0], vs[1]))
+        lam_max, lam_min = float(lam_max), float(lam_min)
 
     # 3. deltas relative to the isometry scale
     upper = lam_max / scale - 1.0
@@ -375,6 +268,7 @@ def exact_rip(
         seconds=seconds,
         supports_per_second=total / seconds if seconds > 0 else math.inf,
         d=d,
+        n_solved=n_solved,
         isometry_scale=scale,
     )
 

@@ -32,7 +32,7 @@ def trial_dictionary(m, n, a, b, seed, trial, *, scale="unit", kind="gaussian") 
 
 
 def estimate_dictionary(d: KroneckerDictionary, *, seed, trial, sparsity, n_samples, estimators,
-                        percentile=95.0, budget_seconds=None) -> list[dict]:
+                        percentile=95.0, budget_seconds=None, device=None, max_supports=None) -> list[dict]:
     """Every s and estimator on one dictionary; one row per (s, estimator).
 
     Samples for sparsity s come from ``SeedSequence(seed, spawn_key=(trial, 1, s))`` and
@@ -52,7 +52,8 @@ def estimate_dictionary(d: KroneckerDictionary, *, seed, trial, sparsity, n_samp
             if "support" in estimators:
                 rows.append({**base, "estimator": "support", **sup.to_dict()})
         if "bracket" in estimators:
-            br = rip_bracket(d, s, gram=gram, random_lower=sup, budget_seconds=budget_seconds,
+            br = rip_bracket(d, s, random_lower=sup, budget_seconds=budget_seconds, device=device,
+                             max_supports=max_supports,
                              seed=np.random.SeedSequence(seed, spawn_key=(trial, 2, s)))
             rows.append({**base, "estimator": "bracket", **br.to_dict()})
     return rows
@@ -89,7 +90,7 @@ class RipTrials:
 
 def rip_trials(m, n, a, b, *, sparsity=(5, 10, 20), n_samples=1000, trials=10, seed=0, scale="unit",
                kind="gaussian", estimators=("percentile",), percentile=95.0, n_jobs=1, progress=False,
-               budget_seconds=None, backend="loky") -> RipTrials:
+               budget_seconds=None, backend="loky", device=None, max_supports=None) -> RipTrials:
     """Run the RIP estimators on ``trials`` independent dictionaries Ψ = Rᵀ⊗L.
 
     Parameters
@@ -109,6 +110,8 @@ def rip_trials(m, n, a, b, *, sparsity=(5, 10, 20), n_samples=1000, trials=10, s
         joblib backend (``ripkit._parallel``); results are identical for every backend.
     budget_seconds : float, optional
         Time budget of the adversarial search per (trial, s) for 'bracket'.
+    device, max_supports
+        Passed to ``rip_bracket`` (where exact enumeration and scoring run; its cap).
     """
     for name, v in (("m", m), ("n", n), ("a", a), ("b", b), ("n_samples", n_samples), ("trials", trials)):
         check_positive_int(name, v)
@@ -123,13 +126,14 @@ def rip_trials(m, n, a, b, *, sparsity=(5, 10, 20), n_samples=1000, trials=10, s
     for e in estimators:
         check_choice("estimator", e, ESTIMATORS)
     kwargs = dict(sparsity=sparsity, n_samples=n_samples, scale=scale, kind=kind, estimators=tuple(estimators),
-                  percentile=percentile, budget_seconds=budget_seconds)
+                  percentile=percentile, budget_seconds=budget_seconds, device=device, max_supports=max_supports)
     results = _map_trials(m, n, a, b, seed, trials, n_jobs, backend, progress, kwargs)
     rows = [r for trial_rows, _ in results for r in trial_rows]
     coh = [c for _, c in results]
     config = {"m": m, "n": n, "a": a, "b": b, "sparsity": list(sparsity), "n_samples": n_samples,
               "trials": trials, "seed": seed, "scale": scale, "kind": kind, "estimators": list(estimators),
-              "percentile": percentile, "budget_seconds": budget_seconds}
+              "percentile": percentile, "budget_seconds": budget_seconds, "device": device,
+              "max_supports": max_supports}
     return RipTrials(config, pd.DataFrame(rows), pd.DataFrame(coh))
 
 
