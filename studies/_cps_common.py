@@ -71,6 +71,8 @@ def command(name: str, args: argparse.Namespace) -> str:
     flags = " --quick" if args.quick else ""
     flags += f" --seed {args.seed}" if args.seed != SEED else ""
     flags += "".join(f" --checkpoint '{c}'" for c in getattr(args, "checkpoint", []))
+    flags += f" --runs {args.runs}" if getattr(args, "runs", None) else ""
+    flags += f" --null-draws {args.null_draws}" if getattr(args, "null_draws", None) else ""
     flags += " --update-figures" if getattr(args, "update_figures", False) else ""
     return f"python studies/{name}.py{flags}"
 
