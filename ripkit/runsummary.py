@@ -14,7 +14,8 @@ reads a run folder (``ripkit.checkpoints.load_adapter``) once and keeps, per ada
   1, 2, 4 and pair statistics max / mean / min, checkerboard and block-diagonal energy
   (``ripkit.partition_scores``) and the block rank-(8/k) approximation error (section 3.4);
   and the same statistics under ``null_draws`` random balanced partitions (the null of
-  Figure 5 and Table 5), kept as the mean over layers per draw plus per-layer mean and std;
+  Figure 5 and Table 5; block adapters at their own k only), kept as the mean over layers per
+  draw plus per-layer mean and std;
 * for full fine-tuning and LoRA: the balance-1 and bicluster partitions at k = 2 (Table 5) and,
   for Figure 1's layers, bicluster block energies of ΔW and of ``null_draws`` same-spectrum
   random matrices (``ripkit.nulls.same_spectrum_matrix``) at k = 2, 4.
@@ -206,6 +207,9 @@ def _block_part(layers, name, seed, null_draws, meta, arrays) -> None:
                         continue
                     index.append([layer.name, k, pname, variant])
                     values.append(block_statistics(x, p, rank=RANK_BUDGET // k))
+            if own is not None and "own" not in parts:
+                null[k][:, li] = np.nan  # block adapters are compared with random partitions at their own k only
+                continue
             rng = _rng(seed, name, layer.name, "random", k)
             for d, p in enumerate(nulls.random_partitions(w.shape, k, null_draws, seed=rng)):
                 null[k][d, li] = block_statistics(mats["delta"], p, rank=RANK_BUDGET // k)
@@ -224,7 +228,7 @@ def _block_part(layers, name, seed, null_draws, meta, arrays) -> None:
     if values:
         arrays["blocks/values"] = np.array(values)
     for k in KS:
-        if attn:
+        if attn and not np.isnan(null[k]).all():
             arrays[f"blocks/random_layer_mean/k{k}"] = null[k].mean(axis=1)   # (draws, stats)
             arrays[f"blocks/random_mean/k{k}"] = null[k].mean(axis=0)         # (layers, stats)
             arrays[f"blocks/random_std/k{k}"] = null[k].std(axis=0, ddof=1) if null_draws > 1 else null[k][0] * 0

@@ -21,10 +21,11 @@ try:
 except ModuleNotFoundError:  # run as a file
     from _common import ROOT, RUNS
 
-__all__ = ["COMMITTED", "add_runs_argument", "group_runs", "seed_of", "runs_note"]
+__all__ = ["COMMITTED", "add_runs_argument", "group_runs", "seed_of", "runs_note", "checkpoint_summary"]
 
 COMMITTED = RUNS / "minilm"
 CACHE = ROOT / "runs-tmp" / "summaries"
+SUMMARY_DRAWS = 50  # null draws of a recomputed summary (as the committed ones)
 _NAME = re.compile(r"^(?P<group>.+)-s(?P<seed>\d+)$")
 
 
@@ -44,15 +45,23 @@ def seed_of(name: str) -> int:
 def _from_checkpoint(folder: Path) -> RunSummary:
     weights = folder / "adapter_model.safetensors"
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
-    cache = CACHE / f"{folder.name}-{digest}"
+    cache = CACHE / f"{folder.name}-{digest}-d{SUMMARY_DRAWS}"
     if (cache / "summary.json").exists():
         try:
             return read_summary(cache)
         except ValueError:  # another summary version: recompute
             pass
-    summary = summarize_run(folder)
+    summary = summarize_run(folder, null_draws=SUMMARY_DRAWS)
     write_summary(summary, cache)
     return summary
+
+
+def checkpoint_summary(path) -> RunSummary:
+    """The summary of a user's checkpoint folder (ripkit or PEFT), without block statistics."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"checkpoint {str(path)!r} is not a folder")
+    return summarize_run(path, blocks=False)
 
 
 def group_runs(group: str, runs_dir: Path | None = None) -> dict[int, RunSummary]:

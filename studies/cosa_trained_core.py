@@ -18,6 +18,7 @@ Writes cosa_trained_core.{png,csv,md}.
 from __future__ import annotations
 
 from math import erf, sqrt
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -103,7 +104,8 @@ def tests(table: pd.DataFrame, draws: int, seed: int) -> tuple[pd.DataFrame, dic
                          "p (every seed)": v_null.p_paper, "p against": v_null.p_opposite,
                          "p (sign, seeds)": v_seed.p_paper, "verdict": v_null.verdict, "verdict note": v_null.note,
                          "seed-level note": v_seed.note,
-                         "layers below every null draw": ", ".join(f"{n}/{n_layers}" for n in nontrivial)})
+                         "layers below every null draw": ", ".join(f"{n}/{n_layers}" for n in nontrivial)
+                         if "rank" in claim else ""})
     return pd.DataFrame(rows), null_ranks
 
 
@@ -154,7 +156,7 @@ def report(table, verdicts, groups, runs_dir, draws) -> str:
     return f"""
 {trained.runs_note(groups, runs_dir)}
 
-Verdict rule (stated before the runs were looked at): {VERDICT_RULE}.  Here each seed's
+Verdict rule: {VERDICT_RULE}.  Here each seed's
 statistic (its mean over the 36 layers) is tested against {draws} draws of the same mean over
 equal-norm Gaussian cores (Monte-Carlo p = (1 + #)/(1 + draws)); the claim must hold in every
 seed (intersection–union: the largest per-seed p).  The sign test over seeds of
@@ -199,17 +201,20 @@ Per-layer rows (every seed) are in the CSV.
 def main(argv=None) -> int:
     parser = study_parser(NAME, __doc__.split("\n")[0])
     trained.add_runs_argument(parser)
+    parser.add_argument("checkpoints", nargs="*", type=Path,
+                        help="also analyse these CoSA checkpoint folders (ripkit or the reference format)")
     parser.add_argument("--null-draws", type=int, default=None,
                         help="null draws of each run's layer mean (default 500; --quick 50)")
     args = parser.parse_args(argv)
     draws = args.null_draws or (50 if args.quick else 500)
     groups = {g: trained.group_runs(g, args.runs) for g in GROUPS}
     groups = {g: r for g, r in groups.items() if r}
+    for path in args.checkpoints:
+        groups[path.name] = {0: trained.checkpoint_summary(path)}
     if not groups:
         parser.exit(2, f"{NAME}: error: no CoSA (128, 128) run summaries found\n")
-    if args.quick:  # two seeds of the main group
-        first = next(iter(groups))
-        groups = {first: dict(list(groups[first].items())[:2])}
+    if args.quick:  # two seeds per group
+        groups = {g: dict(list(r.items())[:2]) for g, r in groups.items()}
     with Timer() as timer, blas_threads(1):
         table = pd.concat([layer_table(g, r) for g, r in groups.items()], ignore_index=True)
         verdicts, null_ranks = tests(table, draws, args.seed)

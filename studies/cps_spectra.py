@@ -51,8 +51,10 @@ def eber(s: np.ndarray) -> float:
 def layer_rows(group: str, runs: dict) -> tuple[list[dict], dict]:
     rows, spectra = [], {}
     for seed, summ in runs.items():
+        names = [l["name"] for l in summ.layers]
+        keep = [n for n in names if n.endswith(QKVO)] or names  # a user's LLaMA adapter: every layer
         for layer in summ.layers:
-            if not layer["name"].endswith(QKVO):
+            if layer["name"] not in keep:
                 continue
             variants = {"since W₀": summ.array(f"sv/{layer['name']}")}
             if f"sv_current/{layer['name']}" in summ.arrays:
@@ -110,8 +112,8 @@ def summarize(table: pd.DataFrame) -> pd.DataFrame:
     seed_means = table.groupby(["group", "variant", "seed"], sort=False).eber.mean()
     agg["eber_sd_over_seeds"] = [seed_means[g, v].std(ddof=1) if seed_means[g, v].size > 1 else np.nan
                                  for g, v in zip(agg.group, agg.variant)]
-    agg["paper_eber"] = [PAPER[g] if v == primary_variant(g) else "" for g, v in zip(agg.group, agg.variant)]
-    agg.insert(0, "method", agg.group.map(LABELS))
+    agg["paper_eber"] = [PAPER.get(g, "") if v == primary_variant(g) else "" for g, v in zip(agg.group, agg.variant)]
+    agg.insert(0, "method", [LABELS.get(g, g) for g in agg.group])
     return agg
 
 
@@ -123,7 +125,7 @@ def figure(spectra: dict, agg: pd.DataFrame, table: pd.DataFrame):
             sp = np.array(sp)
             mean, sd = sp.mean(0), sp.std(0)
             ax.plot(idx, mean, marker="o", markersize=2, linewidth=1, color=f"C{i}",
-                    label=f"{LABELS[group]}, {variant}")
+                    label=f"{LABELS.get(group, group)}, {variant}")
             ax.fill_between(idx, mean - sd, mean + sd, color=f"C{i}", alpha=0.15)
         ax.set(xlabel="index i", ylabel=r"$\sigma_i / \sum_j \sigma_j$ (mean ± sd, layers × seeds)",
                title="Fig. 4/7 analogue: MiniLM Q/K/V/O")
@@ -131,12 +133,13 @@ def figure(spectra: dict, agg: pd.DataFrame, table: pd.DataFrame):
         for i, ((group, variant), g) in enumerate(table.groupby(["group", "variant"], sort=False)):
             means = g.groupby("seed").eber.mean()
             ax2.plot(np.full(means.size, i) + np.linspace(-0.15, 0.15, means.size), means.values, "o", color=f"C{i}")
-            if variant == primary_variant(group) and PAPER[group][0].isdigit():
+            if variant == primary_variant(group) and PAPER.get(group, " ")[0].isdigit():
                 ax2.plot(i, float(PAPER[group]), "k*", markersize=9, label="paper" if group == CPS else None)
         ax2.axhline(8, color="grey", linestyle=":", linewidth=0.8)
         ax2.axhline(16, color="grey", linestyle=":", linewidth=0.8)
         ax2.set_xticks(range(len(agg)))
-        ax2.set_xticklabels([f"{LABELS[g].split(' (')[0]}\n{v}" for g, v in zip(agg.group, agg.variant)], fontsize=5)
+        ax2.set_xticklabels([f"{LABELS.get(g, g).split(' (')[0]}\n{v}" for g, v in zip(agg.group, agg.variant)],
+                            fontsize=5)
         ax2.set(ylabel="mean EBER over layers, one point per seed", title="EBER per seed (★ paper)")
         ax2.legend(frameon=False, loc="upper left")
     return fig
@@ -173,10 +176,17 @@ the Wilcoxon p and a bootstrap interval of the mean difference beside it.
 def main(argv=None) -> pd.DataFrame:
     parser = common.study_parser(NAME, __doc__.splitlines()[0])
     trained.add_runs_argument(parser)
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="LABEL=PATH",
+                        help="also analyse this checkpoint folder (ripkit or PEFT); repeatable")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     groups = {g: trained.group_runs(g, args.runs) for g in (LORA, GRA, CPS, CTRL)}
     groups = {g: (dict(list(r.items())[:2]) if args.quick else r) for g, r in groups.items() if r}
+    for item in args.checkpoint:
+        label, _, path = item.partition("=")
+        if not path:
+            parser.error(f"argument --checkpoint: expected LABEL=PATH, got {item!r}")
+        groups[label] = {0: trained.checkpoint_summary(path)}
     if not groups:
         parser.exit(2, f"{NAME}: error: no run summaries found\n")
     rows, spectra = [], {}
@@ -188,7 +198,7 @@ def main(argv=None) -> pd.DataFrame:
     agg, comp = summarize(table), comparisons(table)
     common.write_outputs(NAME, args, "CPS-LoRA Figures 4/7: EBER of trained ΔW over seeds", table,
                          report(agg, comp, groups, args.runs), figure(spectra, agg, table), t0)
-    return comp
+    return agg
 
 
 if __name__ == "__main__":
