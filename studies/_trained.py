@@ -44,7 +44,15 @@ def seed_of(name: str) -> int:
 
 def _from_checkpoint(folder: Path) -> RunSummary:
     weights = folder / "adapter_model.safetensors"
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    full_digest = hashlib.sha256(weights.read_bytes()).hexdigest()
+    if (folder / "summary.json").exists():  # a summary beside its checkpoint, if it is of this very file
+        try:
+            beside = read_summary(folder)
+            if beside.meta.get("source_sha256") == full_digest:
+                return beside
+        except ValueError:
+            pass
+    digest = full_digest[:16]
     cache = CACHE / f"{folder.name}-{digest}-d{SUMMARY_DRAWS}"
     if (cache / "summary.json").exists():
         try:

@@ -23,7 +23,10 @@ RUNS = {
 }
 
 
-def tiny_campaign(root: Path, groups=tuple(RUNS), seeds=(0, 1)) -> Path:
+def tiny_campaign(root: Path, groups=tuple(RUNS), seeds=(0, 1), summary_draws: int = 3) -> Path:
+    """Train the tiny runs and write each one's summary beside it (``summary_draws`` null draws)."""
+    from ripkit.runsummary import summarize_run, write_summary
+
     for group in groups:
         method, *extra = RUNS[group]
         for seed in seeds:
@@ -32,6 +35,8 @@ def tiny_campaign(root: Path, groups=tuple(RUNS), seeds=(0, 1)) -> Path:
                                               "--lr", "1e-2", "--quiet", "--threads", "1", "--seed", str(seed),
                                               *extra])
             run(args, model_factory=tiny_bert, data=synthetic_data())
+            folder = root / f"{group}-s{seed}"
+            write_summary(summarize_run(folder, null_draws=summary_draws), folder)
     return root
 
 
