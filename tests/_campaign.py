@@ -43,7 +43,13 @@ def tiny_campaign(root: Path, groups=tuple(RUNS), seeds=(0, 1), summary_draws: i
 def use_tmp_cache(monkeypatch, tmp_path, draws: int = 3) -> None:
     """Recomputed summaries go to ``tmp_path`` with ``draws`` null draws (fast), never to runs-tmp/."""
     import importlib
+    import sys
 
-    trained = importlib.import_module("_trained")
-    monkeypatch.setattr(trained, "CACHE", tmp_path / "summaries")
-    monkeypatch.setattr(trained, "SUMMARY_DRAWS", draws)
+    # the studies import it as ``studies._trained`` (package) or ``_trained`` (run as files): patch both
+    for name in ("studies._trained", "_trained"):
+        try:
+            trained = sys.modules.get(name) or importlib.import_module(name)
+        except ModuleNotFoundError:
+            continue
+        monkeypatch.setattr(trained, "CACHE", tmp_path / "summaries")
+        monkeypatch.setattr(trained, "SUMMARY_DRAWS", draws)

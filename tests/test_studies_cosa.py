@@ -138,3 +138,18 @@ def test_ab_sweep_asymmetry_pairs_by_seed():
     cosa_ab_sweep.figure(table)
 
 
+
+
+@pytest.mark.slow
+def test_trained_core_and_ab_sweep_run_on_a_tiny_campaign(tmp_path, monkeypatch):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _campaign import tiny_campaign, use_tmp_cache
+
+    runs = tiny_campaign(tmp_path / "runs", groups=("cosa-a128-b128", "cosa-a32-b64", "cosa-a64-b32"))
+    use_tmp_cache(monkeypatch, tmp_path)
+    assert cosa_trained_core.main(["--quick", "--runs", str(runs), "--out", str(tmp_path / "fig")]) == 0
+    assert cosa_ab_sweep.main(["--runs", str(runs), "--out", str(tmp_path / "fig")]) == 0
+    ab = (tmp_path / "fig" / "cosa_ab_sweep.md").read_text()
+    assert "(64,32) − (32,64)" in ab and "Verdict: inconclusive" in ab  # 2 seeds can never reach 0.05
+    core = (tmp_path / "fig" / "cosa_trained_core.md").read_text()
+    assert "`cosa-a128-b128`: 2 seed(s) [0, 1]" in core
