@@ -158,7 +158,7 @@ def trained_tests(groups: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
             obs[seed] = (row, null)
             per_seed.append(row)
         nulls = np.stack([n for _, n in obs.values()])
-        for name, label in STRUCTURED.items():
+        for name, label in (*STRUCTURED.items(), ("contiguous", "contiguous (peft's GraLoRA; not a paper claim)")):
             x = np.array([r[name] for r, _ in obs.values()])
             v = null_verdict(x, nulls, paper_direction="less")
             vs = seed_verdict(x - nulls.mean(axis=1), paper_direction="less")
