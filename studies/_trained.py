@@ -95,4 +95,13 @@ def runs_note(groups: dict[str, dict], runs_dir: Path | None) -> str:
     """One line per group: how many seeds were found and where."""
     where = f"`{runs_dir}` (recomputed from checkpoints)" if runs_dir else f"`{COMMITTED.relative_to(ROOT)}/`"
     lines = [f"- `{g}`: {len(r)} seed(s) {sorted(r)}" for g, r in groups.items()]
-    return f"Runs read from {where}:\n" + "\n".join(lines)
+    stuck = [f"`{g}-s{s}`" for g, r in groups.items() for s, summ in r.items() if _at_majority(summ)]
+    note = (f"\n\nRuns whose final accuracy is the majority-class rate (they never left it in 100 steps; "
+            f"kept, as the recipe produced them): {', '.join(stuck)}." if stuck else "")
+    return f"Runs read from {where}:\n" + "\n".join(lines) + note
+
+
+def _at_majority(summary) -> bool:
+    m = (summary.meta.get("metrics") or {}) if hasattr(summary, "meta") else {}
+    acc, majority = m.get("final_accuracy"), m.get("majority_fraction")
+    return acc is not None and majority is not None and acc <= majority + 1e-9

@@ -167,7 +167,8 @@ def main(argv=None) -> int:
             table = table[table.seed < 2]
         diffs, tests = asymmetry(table)
         size = size_effect(table)
-        groups_found = {group(a, b): dict.fromkeys(g.seed) for (a, b), g in table.groupby(["a", "b"])}
+        groups_found = {group(a, b): {s: r for s, r in trained.group_runs(group(a, b), args.runs).items()
+                                      if s in set(g.seed)} for (a, b), g in table.groupby(["a", "b"])}
         body = report(table, diffs, tests, size, groups_found, args.runs)
         fig = figure(table)
     md = f"# CoSA Figure 2 over seeds: (a, b) grid on MiniLM\n\nCommand: `{command_line(NAME, argv)}` — {timer.seconds:.1f} s.\n{body}"
