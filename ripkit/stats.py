@@ -15,6 +15,9 @@ draws.  Two kinds of evidence are combined here:
   mean.  With n seeds the smallest one-sided sign-test p-value is 2⁻ⁿ, so
   p < 0.05 needs n ≥ 5 seeds all in one direction; with 3 seeds a seed-level test
   can at best say "inconclusive", which :func:`seed_test` reports rather than hides.
+* **paired over seeds** — method A − method B trained with the same seed:
+  :func:`paired_test` (the seed test of the differences, with a bootstrap interval of
+  the mean difference).
 * **against a null within a run** — a statistic of a trained matrix against many draws
   of a null (an equal-norm Gaussian core, a same-spectrum random matrix, random
   subspaces, random partitions): :func:`null_test` gives the Monte-Carlo p-value
@@ -22,6 +25,14 @@ draws.  Two kinds of evidence are combined here:
   which is exact (valid) for any number of draws; :func:`combine_pvalues` merges the
   per-layer or per-seed p-values (Fisher, Stouffer, or ``max`` — the
   intersection–union test, which says "in every seed").
+
+:func:`seeds_null_test` runs one Monte-Carlo test per seed (each seed's statistic, e.g. its
+mean over layers, against many null draws of the same statistic) and combines them:
+``max`` (intersection–union: "in every seed"; valid whatever the dependence) is the
+p-value the verdict uses, Fisher's beside it.  This design can reach p < 0.05 with three
+seeds, where a seed-level sign test cannot; it tests "differs from the null in every
+seed", not "the mean over seeds differs".  :func:`seed_verdict` and :func:`null_verdict`
+apply the rule and say when the design could not have reached α.
 
 Built on ``scipy.stats`` (``binomtest``, ``wilcoxon``, ``bootstrap``,
 ``combine_pvalues``); nothing here re-derives a distribution.
@@ -34,7 +45,8 @@ import numpy as np
 from scipy import stats as sps
 
 __all__ = ["ALPHA", "SeedTest", "NullTest", "seed_test", "null_test", "combine_pvalues",
-           "bootstrap_ci", "verdict", "VERDICT_RULE"]
+           "bootstrap_ci", "verdict", "VERDICT_RULE", "paired_test", "SeedsNullTest", "seeds_null_test",
+           "Verdict", "seed_verdict", "null_verdict"]
 
 ALPHA = 0.05
 ALTERNATIVES = ("greater", "less", "two-sided")
@@ -205,3 +217,109 @@ def verdict(p_paper_direction: float, p_opposite_direction: float = 1.0, *, alph
     if p_opposite_direction < alpha:
         return "disagrees"
     return "inconclusive"
+
+
+def paired_test(a, b, *, alternative: str = "greater", level: float = 0.95, seed=0) -> SeedTest:
+    """Seed test of the paired differences a − b (method A and B trained with the same seeds).
+
+    ``a`` and ``b`` are aligned by seed; the bootstrap interval is that of the mean difference.
+    """
+    x, y = _values(a, "a"), _values(b, "b")
+    if x.shape != y.shape:
+        raise ValueError(f"a and b must pair seed by seed, got {x.size} and {y.size} values")
+    return seed_test(x - y, alternative=alternative, level=level, seed=seed)
+
+
+@dataclass(frozen=True)
+class SeedsNullTest:
+    """One Monte-Carlo null test per seed, combined over seeds.
+
+    ``p_value`` is the intersection–union p (the largest per-seed p): the statistic
+    differs from its null in the stated direction *in every seed*.  ``p_fisher``
+    (independent seeds) is reported beside it.  ``min_attainable_p`` = 1/(1 + draws).
+    """
+
+    n_seeds: int
+    observed: tuple
+    null_mean: tuple
+    p_per_seed: tuple
+    p_value: float
+    p_fisher: float
+    n_draws: int
+    min_attainable_p: float
+    alternative: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def seeds_null_test(observed, null_draws, *, alternative: str = "greater") -> SeedsNullTest:
+    """Per-seed :func:`null_test` of ``observed[s]`` against ``null_draws[s]``, combined.
+
+    Parameters
+    ----------
+    observed : array_like, shape (n_seeds,)
+        One statistic per seed (e.g. a run's mean over layers).
+    null_draws : array_like, shape (n_seeds, draws) or (draws,)
+        The same statistic on null draws, per seed or shared by all seeds.
+    """
+    obs = _values(observed, "observed")
+    null = np.asarray(null_draws, dtype=np.float64)
+    if null.ndim == 1:
+        null = np.broadcast_to(null, (obs.size, null.size))
+    if null.ndim != 2 or null.shape[0] != obs.size:
+        raise ValueError(f"null_draws must be (n_seeds={obs.size}, draws) or (draws,), got {null.shape}")
+    tests = [null_test(o, n, alternative=alternative) for o, n in zip(obs, null)]
+    ps = [t.p_value for t in tests]
+    return SeedsNullTest(obs.size, tuple(float(o) for o in obs), tuple(t.null_mean for t in tests), tuple(ps),
+                         combine_pvalues(ps, "max"), combine_pvalues(ps, "fisher"), int(null.shape[1]),
+                         1.0 / (1 + null.shape[1]), alternative)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The rule applied: ``verdict`` and a one-line ``note`` (p-values, seeds, attainable p)."""
+
+    verdict: str
+    p_paper: float
+    p_opposite: float
+    n_seeds: int
+    min_attainable_p: float
+    note: str
+
+    def __str__(self) -> str:
+        return self.note
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_OPPOSITE = {"greater": "less", "less": "greater"}
+
+
+def _verdict(p_paper, p_opposite, n_seeds, min_p, what, alpha) -> Verdict:
+    v = verdict(p_paper, p_opposite, alpha=alpha)
+    if v == "inconclusive" and min_p >= alpha:
+        note = f"inconclusive ({n_seeds} seeds: smallest attainable p = {min_p:.3g})"
+    else:
+        note = f"{v} ({what}: p = {p_paper:.3g} in the paper's direction, {p_opposite:.3g} against; {n_seeds} seeds)"
+    return Verdict(v, p_paper, p_opposite, n_seeds, min_p, note)
+
+
+def seed_verdict(values, *, paper_direction: str = "greater", alpha: float = ALPHA) -> Verdict:
+    """The rule on per-seed values (or paired differences): exact one-sided sign tests both ways."""
+    if paper_direction not in _OPPOSITE:
+        raise ValueError(f"paper_direction={paper_direction!r} must be 'greater' or 'less'")
+    t = seed_test(values, alternative=paper_direction)
+    opp = seed_test(values, alternative=_OPPOSITE[paper_direction])
+    return _verdict(t.p_value, opp.p_value, t.n_seeds, t.min_attainable_p, "sign test over seeds", alpha)
+
+
+def null_verdict(observed, null_draws, *, paper_direction: str = "greater", alpha: float = ALPHA) -> Verdict:
+    """The rule on per-seed null tests combined by intersection–union (every seed, both ways)."""
+    if paper_direction not in _OPPOSITE:
+        raise ValueError(f"paper_direction={paper_direction!r} must be 'greater' or 'less'")
+    t = seeds_null_test(observed, null_draws, alternative=paper_direction)
+    opp = seeds_null_test(observed, null_draws, alternative=_OPPOSITE[paper_direction])
+    return _verdict(t.p_value, opp.p_value, t.n_seeds, t.min_attainable_p,
+                    f"Monte-Carlo null test in every seed, {t.n_draws} draws", alpha)

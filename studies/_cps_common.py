@@ -1,8 +1,7 @@
 """Helpers shared by the CPS-LoRA studies (``studies/cps_*.py``).
 
-Command line, output writing (``figures/<name>.{png,csv,md}``), planted block
-matrices, the committed trained runs under ``studies/runs/`` and the
-angular-distance definition every angle table states.
+Command line, output writing (``figures/<name>.{png,csv,md}``) and planted block
+matrices.  The trained runs and their summaries are read by ``studies/_trained.py``.
 """
 from __future__ import annotations
 
@@ -21,30 +20,10 @@ from ripkit.partition import Partition, balanced_cuts
 from ripkit.plot import save_figure
 
 try:
-    from studies._common import FIGURES, ROOT, RUNS, study_parser
+    from studies._common import FIGURES, ROOT, study_parser
 except ModuleNotFoundError:  # run as a file
-    from _common import FIGURES, ROOT, RUNS, study_parser
+    from _common import FIGURES, ROOT, study_parser
 SEED = 0
-
-#: The trained runs of issue #8: label -> folder under studies/runs (first existing one wins).
-RUN_DIRS = {
-    "LoRA r=8": ("lora-r8",),
-    "GraLoRA (contiguous block-LoRA k=2, r=8)": ("block-lora-k2-r8",),
-    "CPS-LoRA k=2, r=8": ("cps-lora-k2-r8", "cps-lora-k2-r8/state/adapter"),
-    "full fine-tune": ("full-ft", "full", "full-finetune", "full-ft-short"),
-}
-ATTENTION = ("attention.self.query", "attention.self.key", "attention.self.value",
-             "attention.output.dense")
-
-ANGLE_DEFINITION = (
-    "Angular distance (ripkit's stand-in for the paper's missing appendix L, "
-    "`ripkit.subspaces.block_angles`, defaults): for every block, the dominant left and right "
-    "singular subspaces holding 90% of the block's energy; for every pair of blocks in the same "
-    "block row, the principal angles between their column (left) subspaces; for every pair in the "
-    "same block column, between their row (right) subspaces; each pair scores the mean principal "
-    "angle in degrees; the reported number is the mean over all pairs. 90° = mutually orthogonal "
-    "(Prop. 2's condition), 0° = a shared direction.")
-
 
 # ------------------------------------------------------------------ command line / output
 def limit_threads(n: int = 1):
@@ -71,6 +50,8 @@ def command(name: str, args: argparse.Namespace) -> str:
     flags = " --quick" if args.quick else ""
     flags += f" --seed {args.seed}" if args.seed != SEED else ""
     flags += "".join(f" --checkpoint '{c}'" for c in getattr(args, "checkpoint", []))
+    flags += f" --runs {args.runs}" if getattr(args, "runs", None) else ""
+    flags += f" --null-draws {args.null_draws}" if getattr(args, "null_draws", None) else ""
     flags += " --update-figures" if getattr(args, "update_figures", False) else ""
     return f"python studies/{name}.py{flags}"
 
@@ -137,46 +118,3 @@ def orthogonal_blocks(n: int, k: int, rank: int, rng: np.random.Generator, *,
                     else np.diag(2.0 ** (-np.arange(rank) / 4)))
             w[i * s:(i + 1) * s, j * s:(j + 1) * s] = u @ core @ v.T
     return w
-
-
-# ------------------------------------------------------------------------ trained runs
-def find_run(label: str) -> Path | None:
-    for sub in RUN_DIRS[label]:
-        path = RUNS / sub
-        if (path / "ripkit_adapter.json").exists() or (path / "adapter_config.json").exists():
-            return path
-    return None
-
-
-def load_layers(path, *, attention_only: bool = True, max_layers: int | None = None):
-    """AdapterLayers of a checkpoint, BERT Q/K/V/O only by default (the paper's targets).
-
-    A checkpoint with no BERT attention names (e.g. a user's PEFT LLaMA adapter) keeps all layers.
-    """
-    from ripkit.checkpoints import load_adapter  # import lazily: torch is slow to import
-
-    layers = load_adapter(path)
-    attention = [l for l in layers if any(l.name.endswith(t) for t in ATTENTION)]
-    if attention_only and attention:
-        layers = attention
-    return layers[:max_layers] if max_layers else layers
-
-
-def factors(layer):
-    """(A, B) with A @ B = ΔW for LoRA layers (factorized analysis), else the dense ΔW."""
-    if layer.method in ("lora", "peft-lora"):
-        return (layer.scaling * layer.factors["lora_B"], layer.factors["lora_A"])
-    return layer.delta_w()
-
-
-def available_runs(labels=None) -> dict[str, Path]:
-    labels = labels or list(RUN_DIRS)
-    return {lab: p for lab in labels if (p := find_run(lab)) is not None}
-
-
-def missing_runs_note(found: dict, wanted) -> str:
-    missing = [lab for lab in wanted if lab not in found]
-    if not missing:
-        return ""
-    return ("Not run (checkpoint not found under studies/runs/ when this was generated): "
-            + ", ".join(missing) + ".")

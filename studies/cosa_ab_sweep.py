@@ -1,164 +1,178 @@
-"""A CoSA Figure 2 analogue (section 5.3.1): accuracy over a grid of core shapes (a, b).
+"""CoSA Figure 2 (section 5.3.1) over seeds: accuracy over a grid of core shapes (a, b).
 
-Paper (Llama-3.2-1B, GSM8K+MATH): enlarging a (rows of Y, the output side L is m×a)
-helps more than enlarging b; (512, 128) beats (128, 512) by 5.4 points.  Here, on the
-CPU: all-MiniLM-L6-v2 + rotten tomatoes with ``ripkit.train``, a 2×2 factorial grid
-a, b ∈ {small, large}, each cell a short seeded run; the asymmetry test is
-acc(large, small) − acc(small, large), and the main effects of a and of b.  One extra
-run repeats one cell with another seed, so the table carries a measured seed-to-seed
-difference to read every other difference against.  On a GPU, ``--grid`` takes more
-values and ``--steps`` more steps.
+Paper (Llama-3.2-1B, GSM8K + MATH): accuracy grows with (a, b) and then plateaus, and
+enlarging a (the rows of Y; L is m×a on the output side) helps more than enlarging b:
+configurations with a > b outperform their symmetric counterparts (▲ in Figure 2), e.g.
+(512, 128) beats (128, 512) by 5.4 points.
 
-Run:  python -m studies.cosa_ab_sweep               (5 runs of ≈2–3 min on 2 shared cores)
-      python -m studies.cosa_ab_sweep --quick       (≈1–2 min, 2 cells of 10 steps: a smoke test only)
-Writes figures/cosa_ab_sweep.{png,csv,md}; the trained runs go to a temporary folder.
+Ours: the campaign's CoSA runs on MiniLM + rotten tomatoes (``studies/campaign.py``): a, b ∈
+{32, 64, 128}, 3 seeds per cell (5 for (128, 128)), 100 steps, accuracy on 500 held-out
+sentences, read from the committed run summaries.  The asymmetry statistic of a seed is the mean
+over the three off-diagonal pairs (a > b) of acc(a, b) − acc(b, a), both trained with that seed.
+
+Run:  python studies/cosa_ab_sweep.py [--quick] [--runs DIR]
+Writes cosa_ab_sweep.{png,csv,md}.
 """
 from __future__ import annotations
 
 import itertools
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 try:
+    from studies import _trained as trained
     from studies._cosa_common import Timer, command_line, md_table, study_parser, write_outputs
 except ModuleNotFoundError:  # run as a file
+    import _trained as trained
     from _cosa_common import Timer, command_line, md_table, study_parser, write_outputs
 from ripkit.plot import new_figure, style
-from ripkit.train import build_parser, run
+from ripkit.stats import VERDICT_RULE, seed_test, seed_verdict
 
 NAME = "cosa_ab_sweep"
-PAPER = {"(512,128)": None, "(128,512)": None, "difference_points": 5.4}
+GRID = (32, 64, 128)
+PAPER = {"difference_points": 5.4, "pair": ((512, 128), (128, 512)), "small_to_large": ((32, 32), (128, 128), 10.3, 18.1)}
 
 
-def train_cell(a: int, b: int, *, seed: int, steps: int, lr: float, eval_size: int, out: Path) -> dict:
-    """One CoSA run through ripkit.train's Python API; returns its final metrics."""
-    argv = ["--method", "cosa", "--a", str(a), "--b", str(b), "--steps", str(steps), "--lr", str(lr),
-            "--seed", str(seed), "--eval-size", str(eval_size), "--eval-every", str(steps),
-            "--ckpt-every", str(steps), "--batch-size", "16", "--max-length", "64", "--threads", "1",
-            "--quiet", "--out", str(out / f"cosa-a{a}-b{b}-s{seed}")]
-    with Timer() as t:
-        meta = run(build_parser().parse_args(argv))
-    m = meta["metrics"]
-    return {"a": a, "b": b, "seed": seed, "steps": steps, "lr": lr, "params": meta["parameters"]["adapter"],
-            "accuracy": m["final_accuracy"], "untrained": m["baseline_accuracy"],
-            "majority": m["majority_fraction"], "eval_size": eval_size, "seconds": t.seconds}
+def group(a: int, b: int) -> str:
+    return f"cosa-a{a}-b{b}"
 
 
-def effects(table: pd.DataFrame, small: int, large: int) -> dict:
-    """Main effects of a and b and the asymmetry on the seed-0 2×2 grid, in accuracy points."""
-    acc = table[table.seed == table.seed.min()].set_index(["a", "b"])["accuracy"] * 100
-    out = {"a_effect": (acc[(large, small)] + acc[(large, large)] - acc[(small, small)] - acc[(small, large)]) / 2,
-           "b_effect": (acc[(small, large)] + acc[(large, large)] - acc[(small, small)] - acc[(large, small)]) / 2,
-           "asymmetry": acc[(large, small)] - acc[(small, large)]}
-    reps = table.groupby(["a", "b"]).accuracy.agg(["count", "max", "min"])
-    rep = reps[reps["count"] > 1]
-    out["seed_diff"] = float((rep["max"] - rep["min"]).max() * 100) if len(rep) else float("nan")
-    return out
+def cell_table(runs_dir) -> pd.DataFrame:
+    rows = []
+    for a, b in itertools.product(GRID, GRID):
+        for seed, summ in trained.group_runs(group(a, b), runs_dir).items():
+            m = summ.meta["metrics"]
+            rows.append({"a": a, "b": b, "seed": seed, "accuracy": m["final_accuracy"],
+                         "untrained": m["baseline_accuracy"], "majority": m["majority_fraction"],
+                         "params_per_layer": a * b, "train_time_s": m.get("train_time_s")})
+    return pd.DataFrame(rows)
 
 
-def binomial_se(p: float, n: int) -> float:
-    """Standard error (points) of one accuracy measured on n test sentences."""
-    return 100 * np.sqrt(p * (1 - p) / n)
+def asymmetry(table: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Per (pair, seed): acc(a, b) − acc(b, a) with a > b, in points; and the tests."""
+    acc = table.set_index(["a", "b", "seed"]).accuracy
+    rows = []
+    for a, b in itertools.combinations(sorted(GRID, reverse=True), 2):  # a > b
+        for seed in sorted(set(table.seed)):
+            if (a, b, seed) in acc.index and (b, a, seed) in acc.index:
+                rows.append({"pair": f"({a},{b}) − ({b},{a})", "seed": seed,
+                             "difference_points": 100 * (acc[a, b, seed] - acc[b, a, seed])})
+    diffs = pd.DataFrame(rows)
+    if diffs.empty:
+        return diffs, {}
+    per_seed = diffs.groupby("seed").difference_points.mean()
+    tests = {"seed": seed_verdict(per_seed.to_numpy(), paper_direction="greater"),
+             "seed_test": seed_test(per_seed.to_numpy()),
+             "pooled": seed_verdict(diffs.difference_points.to_numpy(), paper_direction="greater"),
+             "pooled_test": seed_test(diffs.difference_points.to_numpy()), "per_seed": per_seed}
+    return diffs, tests
 
 
-def plot(table: pd.DataFrame, values):
-    fig, axes = new_figure(2, width=3.2, height=2.8)
-    seed0 = table[table.seed == table.seed.min()]
-    grid = np.full((len(values), len(values)), np.nan)
-    for r in seed0.itertuples():
-        grid[values.index(r.a), values.index(r.b)] = 100 * r.accuracy
+def size_effect(table: pd.DataFrame):
+    acc = table.set_index(["a", "b", "seed"]).accuracy
+    seeds = [s for s in sorted(set(table.seed)) if (128, 128, s) in acc.index and (32, 32, s) in acc.index]
+    if not seeds:
+        return None, None
+    d = np.array([100 * (acc[128, 128, s] - acc[32, 32, s]) for s in seeds])
+    return d, seed_verdict(d, paper_direction="greater")
+
+
+def figure(table: pd.DataFrame):
+    fig, (ax, ax2) = new_figure(2, width=3.6, height=3.2)
+    mean = table.groupby(["a", "b"]).accuracy.mean().unstack() * 100
+    sd = table.groupby(["a", "b"]).accuracy.std().unstack() * 100
     with style():
-        ax = axes[0]
-        im = ax.imshow(grid, origin="lower", cmap="viridis")
-        for i, j in itertools.product(range(len(values)), repeat=2):
-            if np.isfinite(grid[i, j]):
-                ax.text(j, i, f"{grid[i, j]:.1f}", ha="center", va="center", color="w", fontsize=8)
-        ax.set_xticks(range(len(values)), values)
-        ax.set_yticks(range(len(values)), values)
-        ax.set(xlabel="b (input side, R is b×n)", ylabel="a (output side, L is m×a)", title="accuracy (%), seed 0")
+        im = ax.imshow(mean.values, origin="lower", cmap="viridis")
+        for i, a in enumerate(mean.index):
+            for j, b in enumerate(mean.columns):
+                if np.isfinite(mean.loc[a, b]):
+                    mark = "" if a == b or not np.isfinite(mean.loc[b, a]) else ("▲" if mean.loc[a, b] > mean.loc[b, a] else "▼")
+                    ax.text(j, i, f"{mean.loc[a, b]:.1f}{mark}\n±{sd.loc[a, b]:.1f}", ha="center", va="center",
+                            fontsize=6, color="w")
+        ax.set_xticks(range(len(mean.columns)))
+        ax.set_xticklabels(mean.columns)
+        ax.set_yticks(range(len(mean.index)))
+        ax.set_yticklabels(mean.index)
+        ax.set(xlabel="b (columns of Y)", ylabel="a (rows of Y)", title="(a) accuracy %, mean ± sd over seeds")
         ax.grid(False)
         fig.colorbar(im, ax=ax, shrink=0.8)
-        ax = axes[1]
-        for seed, g in table.groupby("seed"):
-            ax.plot(g.params / 1e3, 100 * g.accuracy, "o" if seed == table.seed.min() else "x",
-                    label=f"seed {seed}")
-            for r in g.itertuples():
-                ax.annotate(f"({r.a},{r.b})", (r.params / 1e3, 100 * r.accuracy), fontsize=6)
-        ax.axhline(100 * table.majority.iloc[0], color="grey", linestyle="--", label="majority class")
-        ax.set(xscale="log", xlabel="trainable core parameters (k)", ylabel="accuracy (%)", title="accuracy vs size")
-        ax.legend(frameon=False, fontsize=6)
+        for i, (a, b) in enumerate(itertools.combinations(sorted(GRID, reverse=True), 2)):
+            for s in sorted(set(table.seed)):
+                x = table[(table.a == a) & (table.b == b) & (table.seed == s)].accuracy
+                y = table[(table.a == b) & (table.b == a) & (table.seed == s)].accuracy
+                if len(x) and len(y):
+                    ax2.plot(i + 0.08 * s, 100 * (x.iloc[0] - y.iloc[0]), "o", color=f"C{s}",
+                             label=f"seed {s}" if i == 0 else None)
+        ax2.axhline(0, color="grey", linewidth=0.8)
+        ax2.set_xticks(range(3))
+        ax2.set_xticklabels([f"({a},{b})−\n({b},{a})" for a, b in itertools.combinations(sorted(GRID, reverse=True), 2)],
+                            fontsize=6)
+        ax2.set(ylabel="accuracy difference (points)", title="(b) a > b minus its mirror (paper: ▲ = +)")
+        ax2.legend(frameon=False, fontsize=6)
     return fig
 
 
-def verdict(table: pd.DataFrame, eff: dict, small: int, large: int) -> str:
-    se = binomial_se(table.accuracy.mean(), int(table.eval_size.iloc[0]))
-    noise = max(eff["seed_diff"] if np.isfinite(eff["seed_diff"]) else 0, 2 * np.sqrt(2) * se)
-    call = ("larger than" if abs(eff["asymmetry"]) > noise else "within")
-    stuck = table[table.accuracy <= table.majority + se / 100]
-    stuck_line = (f"- **Caution.** {len(stuck)} of {len(table)} runs end at or below the majority-class rate "
-                  f"({100 * table.majority.iloc[0]:.1f} %): they did not learn in {int(table.steps.iloc[0])} steps, so "
-                  f"differences involving them measure whether a run left the majority class, not the core shape."
-                  if len(stuck) else "- All runs moved off the majority class.")
-    return "\n".join([stuck_line,
-        f"- **Asymmetry.** acc(a={large}, b={small}) − acc(a={small}, b={large}) = {eff['asymmetry']:+.1f} points "
-        f"(paper, Llama-3.2-1B on GSM8K+MATH, (512,128) − (128,512): +5.4). Main effect of a: {eff['a_effect']:+.1f}, "
-        f"of b: {eff['b_effect']:+.1f} points.",
-        f"- **Noise.** One accuracy on {int(table.eval_size.iloc[0])} test sentences has a binomial standard error of "
-        f"about {se:.1f} points, so a difference of two cells has about {np.sqrt(2) * se:.1f}; the same cell with another "
-        f"seed moved by {eff['seed_diff']:.1f} points. The asymmetry is {call} that noise "
-        f"(threshold used: {noise:.1f} points).",
-        "- **Verdict.** " + ("This run supports the paper's direction (enlarging a beats enlarging b)."
-                             if eff["asymmetry"] > noise else
-                             "This run does not support the paper's claim at this scale: the sign is the opposite."
-                             if eff["asymmetry"] < -noise else
-                             "This run cannot confirm or refute the paper's claim: the a-vs-b difference is within "
-                             "one seed's noise. Short CPU runs on a 6-layer encoder with a sentence task are a weak "
-                             "analogue of 1-epoch math fine-tuning of a 1B decoder; a GPU grid with several seeds "
-                             "per cell is needed for a real test."),
-    ])
+def report(table, diffs, tests, size, groups_found, runs_dir) -> str:
+    cells = table.groupby(["a", "b"]).agg(seeds=("seed", "nunique"), accuracy_mean=("accuracy", "mean"),
+                                          accuracy_sd=("accuracy", "std")).reset_index()
+    cells[["accuracy_mean", "accuracy_sd"]] *= 100
+    if tests:
+        t, p = tests["seed_test"], tests["pooled_test"]
+        asym = (f"Per seed (mean over the three pairs): {', '.join(f'{x:+.2f}' for x in tests['per_seed'])} points; "
+                f"mean {t.mean:+.2f}, bootstrap 95 % CI [{t.ci_low:+.2f}, {t.ci_high:+.2f}].  "
+                f"**Verdict: {tests['seed'].note}.**  Pooled over the {p.n_seeds} (pair, seed) differences, as if "
+                f"they were independent replicates (they share seeds): {p.n_positive} positive, {p.n_negative} "
+                f"negative, {tests['pooled'].note} — reported, not used for the verdict.")
+    else:
+        asym = "No mirrored pair of cells has runs yet: pending runs."
+    size_text = ("pending runs" if size[0] is None else
+                 f"(128,128) − (32,32) per seed: {', '.join(f'{x:+.1f}' for x in size[0])} points — {size[1].note}")
+    return f"""
+Paper (Figure 2, Llama-3.2-1B): (32,32) 10.3 % → (128,128) 18.1 %; ▲ (a > b beats its mirror) in most
+off-diagonal cells; (512,128) − (128,512) = +5.4 points.  No seeds or intervals are given.
+
+Ours: MiniLM + rotten tomatoes, 100 steps, lr 5e-4, 500 evaluation sentences (one cell's
+accuracy has a binomial standard error of about 2 points).  Seeds per cell: {dict(zip(zip(cells.a, cells.b), cells.seeds))}.
+{trained.runs_note(groups_found, runs_dir)}
+
+Verdict rule: {VERDICT_RULE}.  The unit of replication is the seed; with 3 seeds the exact sign
+test cannot reach p < 0.05 (smallest attainable one-sided p = 0.125), and the verdict says so.
+
+{md_table(cells, floatfmt=".2f")}
+
+## Asymmetry: enlarging a vs enlarging b
+
+{md_table(diffs, floatfmt=".2f") if not diffs.empty else ''}
+
+{asym}
+
+## Size
+
+{size_text}.
+
+MiniLM only (100 steps, CPU); SmolLM2 GPU campaign pending (no GPU lent).
+"""
 
 
 def main(argv=None) -> int:
     parser = study_parser(NAME, __doc__.split("\n")[0])
-    parser.add_argument("--grid", type=int, nargs="+", default=None, help="values of a and b (default 32 128)")
-    parser.add_argument("--steps", type=int, default=None, help="steps per run (default 100; quick 10)")
-    parser.add_argument("--lr", type=float, default=5e-4, help="as studies/runs/cosa-a128-b128 (higher rates left runs at the majority class)")
-    parser.add_argument("--eval-size", type=int, default=None, help="test sentences (default 1000; quick 100)")
+    trained.add_runs_argument(parser)
     args = parser.parse_args(argv)
-    values = sorted(args.grid or [32, 128])
-    small, large = values[0], values[-1]
-    steps = args.steps or (10 if args.quick else 100)
-    eval_size = args.eval_size or (100 if args.quick else 1000)
-    cells = [(large, small), (small, large)] if args.quick else list(itertools.product(values, repeat=2))
-    rows = []
-    with Timer() as timer, tempfile.TemporaryDirectory(prefix="cosa_ab_") as tmp:
-        for a, b in cells:
-            rows.append(train_cell(a, b, seed=args.seed, steps=steps, lr=args.lr, eval_size=eval_size, out=Path(tmp)))
-        if not args.quick:  # the seed-noise probe: repeat the first asymmetric cell with another seed
-            rows.append(train_cell(large, small, seed=args.seed + 1, steps=steps, lr=args.lr, eval_size=eval_size,
-                                   out=Path(tmp)))
-    table = pd.DataFrame(rows)
-    full_grid = set(itertools.product([small, large], repeat=2)) <= set(zip(table.a, table.b))
-    eff = effects(table, small, large) if full_grid else None
-    md = f"""# CoSA Figure 2 analogue: accuracy over core shapes (a, b)
-
-Command: `{command_line(NAME, argv)}` — {timer.seconds:.0f} s on this machine (CPU).
-all-MiniLM-L6-v2 + rotten tomatoes (`ripkit.train`, CoSA on the 6 linear modules of every layer, scale `cosa`,
-scaling 1), {steps} steps of batch 16, lr {args.lr:g}, AdamW with 6 % warm-up and linear decay, seed {args.seed},
-accuracy on a fixed test subset of {eval_size} sentences. Paper: Llama-3.2-1B on MetaMath, GSM8K+MATH average,
-(a, b) from 32 to 2048; "(512,128) outperforms (128,512) by 5.4 %".
-
-{md_table(table.drop(columns=["lr", "steps"]).assign(accuracy=100 * table.accuracy, untrained=100 * table.untrained,
-                                                    majority=100 * table.majority), floatfmt=".1f")}
-
-## Verdict
-
-{verdict(table, eff, small, large) if eff else "- Quick mode (two cells, few steps): a smoke test of the pipeline, not a result."}
-"""
-    write_outputs(args.out, NAME, table, plot(table, values), md)
+    with Timer() as timer:
+        table = cell_table(args.runs)
+        if table.empty:
+            parser.exit(2, f"{NAME}: error: no CoSA grid run summaries found\n")
+        if args.quick:
+            table = table[table.seed < 2]
+        diffs, tests = asymmetry(table)
+        size = size_effect(table)
+        groups_found = {group(a, b): {s: r for s, r in trained.group_runs(group(a, b), args.runs).items()
+                                      if s in set(g.seed)} for (a, b), g in table.groupby(["a", "b"])}
+        body = report(table, diffs, tests, size, groups_found, args.runs)
+        fig = figure(table)
+    md = f"# CoSA Figure 2 over seeds: (a, b) grid on MiniLM\n\nCommand: `{command_line(NAME, argv)}` — {timer.seconds:.1f} s.\n{body}"
+    write_outputs(args.out, NAME, pd.concat([table, diffs], ignore_index=True), fig, md)
     return 0
 
 

@@ -67,3 +67,53 @@ def test_verdict_rule():
 def test_bad_input(bad, message):
     with pytest.raises(ValueError, match=message):
         seed_test(bad)
+
+
+# ---- paired tests, per-seed null tests and the verdict notes ------------------------------------
+from ripkit.stats import null_verdict, paired_test, seed_verdict, seeds_null_test  # noqa: E402
+
+
+def test_paired_test_is_the_seed_test_of_differences():
+    a, b = np.array([0.80, 0.75, 0.78, 0.79, 0.81]), np.array([0.76, 0.74, 0.77, 0.70, 0.80])
+    t = paired_test(a, b)
+    assert t.p_sign == pytest.approx(1 / 32) and t.n_positive == 5
+    assert t.mean == pytest.approx(np.mean(a - b))
+    with pytest.raises(ValueError, match="must pair seed by seed"):
+        paired_test(a, b[:3])
+
+
+def test_seeds_null_test_intersection_union_and_fisher():
+    null = np.arange(99.0)
+    t = seeds_null_test([98.5, 97.5, 120.0], null)
+    # per seed (1 + #null ≥ obs)/100: 1/100, 2/100, 1/100; the claim "in every seed" gets the largest
+    assert t.p_per_seed == pytest.approx((0.01, 0.02, 0.01))
+    assert t.p_value == pytest.approx(0.02)
+    assert t.p_fisher == pytest.approx(sps.combine_pvalues([0.01, 0.02, 0.01]).pvalue)
+    assert t.min_attainable_p == pytest.approx(0.01)
+    per_seed = seeds_null_test([1.0, 2.0], np.array([[0.0, 0.5, 3.0], [0.0, 0.5, 3.0]]))
+    assert per_seed.p_per_seed == pytest.approx((0.5, 0.5))
+    with pytest.raises(ValueError, match="null_draws must be"):
+        seeds_null_test([1.0, 2.0], np.zeros((3, 4)))
+
+
+def test_seeds_null_test_is_valid_under_the_null():
+    # observed drawn from the null itself: P(p_max < 0.05) must be at most 0.05 (here ~0.05³)
+    rng = np.random.default_rng(0)
+    hits = sum(seeds_null_test(rng.standard_normal(3), rng.standard_normal((3, 199))).p_value < 0.05
+               for _ in range(300))
+    assert hits / 300 <= 0.05
+
+
+def test_verdict_notes_say_when_the_design_cannot_reach_alpha():
+    v = seed_verdict([0.1, 0.2, 0.3])
+    assert v.verdict == "inconclusive"
+    assert str(v) == "inconclusive (3 seeds: smallest attainable p = 0.125)"
+    v5 = seed_verdict([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert v5.verdict == "agrees" and v5.p_paper == pytest.approx(1 / 32)
+    assert seed_verdict([-0.1, -0.2, -0.3, -0.4, -0.5]).verdict == "disagrees"
+    null = np.arange(199.0)
+    assert null_verdict([250.0, 300.0, 199.5], null).verdict == "agrees"
+    assert null_verdict([-1.0, -2.0, -3.0], null).verdict == "disagrees"
+    assert null_verdict([250.0, 100.0, 300.0], null).verdict == "inconclusive"
+    with pytest.raises(ValueError, match="paper_direction='up'"):
+        seed_verdict([1.0], paper_direction="up")

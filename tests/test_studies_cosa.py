@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from studies import cosa_ab_sweep, cosa_fig4, cosa_params_memory, cosa_table4, cosa_trained_core  # noqa: E402
-from ripkit.rip import PRESETS  # noqa: E402
+from studies import _trained, cosa_ab_sweep, cosa_fig4, cosa_params_memory, cosa_table4, cosa_trained_core  # noqa: E402
+from ripkit.rip import PRESETS, rip_trials  # noqa: E402
 
 
 # ---- cosa_table4 ---------------------------------------------------------------------------
@@ -125,31 +125,62 @@ def _tiny_cosa_checkpoint(folder: Path) -> Path:
 
 def test_trained_core_on_tiny_checkpoint(tmp_path):
     ckpt = _tiny_cosa_checkpoint(tmp_path)
-    table = cosa_trained_core.analyse_checkpoint(ckpt, seed=0, null_draws=5)
-    assert set(table.object) == {"Y", "Y_null", "ΔW", "ΔW_null"}
-    y, null = table[table.object == "Y"], table[table.object == "Y_null"]
-    assert_allclose(y.frobenius_norm.to_numpy(), null.frobenius_norm.to_numpy(), rtol=1e-12)
-    assert (y.energy_rank == 1).all() and y.nontrivial.all()  # rank-one cores beat every Gaussian draw
+    summ = _trained.checkpoint_summary(ckpt)
+    table = cosa_trained_core.layer_table("tiny", {0: summ})
+    assert (table.energy_rank == 1).all()  # rank-one cores
+    verdicts, _ = cosa_trained_core.tests(table, draws=20, seed=0)
+    rank = verdicts[verdicts.claim.str.startswith("low rank")].iloc[0]
+    assert rank["p (every seed)"] == pytest.approx(1 / 21)  # below every null draw
     assert cosa_trained_core.main([str(ckpt), "--quick", "--out", str(tmp_path / "fig")]) == 0
     for ext in ("png", "csv", "md"):
         assert (tmp_path / "fig" / f"cosa_trained_core.{ext}").stat().st_size > 0
 
 
-def test_gaussian_fraction_below_matches_monte_carlo():
-    rng = np.random.default_rng(0)
-    g = cosa_trained_core.equal_norm_gaussian((128, 128), 0.05, rng)
-    assert_allclose(np.mean(np.abs(g) < 1e-4), cosa_trained_core.gaussian_fraction_below(0.05, (128, 128)), atol=0.01)
+def test_null_fraction_below_matches_the_analytic_gaussian():
+    # an equal-norm Gaussian core's fraction below 1e-4 is ≈ erf(1e-4/(σ√2)), σ = norm/√(ab)
+    from math import erf, sqrt
+
+    got = cosa_trained_core.null_fraction_below(np.array([0.05]), (128, 128), 50, np.random.default_rng(0))
+    sigma = 0.05 / 128
+    assert_allclose(got.mean(), erf(1e-4 / (sigma * sqrt(2))), atol=0.002)
+
+
+def test_energy_rank_and_eber_match_ripkit_spectra():
+    from ripkit import spectra
+
+    s = np.sort(np.random.default_rng(1).random(20))[::-1]
+    assert cosa_trained_core.energy_rank(s) == spectra.energy_rank(s, energy=0.95)
+    assert cosa_trained_core.eber(s) == pytest.approx(spectra.eber(s), rel=1e-12)
 
 
 # ---- cosa_ab_sweep -------------------------------------------------------------------------
-def test_ab_sweep_effects_and_verdict():
+def test_ab_sweep_asymmetry_pairs_by_seed():
     import pandas as pd
 
-    rows = [(32, 32, 0, 0.60), (128, 32, 0, 0.70), (32, 128, 0, 0.62), (128, 128, 0, 0.72), (128, 32, 1, 0.69)]
-    table = pd.DataFrame([{"a": a, "b": b, "seed": s, "accuracy": acc, "eval_size": 1000, "majority": 0.5, "steps": 60,
-                           "params": a * b * 36} for a, b, s, acc in rows])
-    eff = cosa_ab_sweep.effects(table, 32, 128)
-    assert_allclose([eff["a_effect"], eff["b_effect"], eff["asymmetry"], eff["seed_diff"]], [10, 2, 8, 1], atol=1e-9)
-    text = cosa_ab_sweep.verdict(table, eff, 32, 128)
-    assert "supports the paper" in text and "All runs moved off" in text
-    cosa_ab_sweep.plot(table, [32, 128])
+    rows = [(a, b, s, 0.7 + 0.01 * (a > b) - 0.01 * (a < b) + 0.001 * s)
+            for a in (32, 64, 128) for b in (32, 64, 128) for s in range(3)]
+    table = pd.DataFrame([{"a": a, "b": b, "seed": s, "accuracy": acc} for a, b, s, acc in rows])
+    diffs, tests = cosa_ab_sweep.asymmetry(table)
+    assert len(diffs) == 9 and np.allclose(diffs.difference_points, 2.0)
+    assert tests["seed"].verdict == "inconclusive" and "smallest attainable p = 0.125" in tests["seed"].note
+    assert tests["pooled"].verdict == "agrees"  # 9 of 9 positive: p = 1/512, reported beside
+    d, v = cosa_ab_sweep.size_effect(table)
+    assert np.allclose(d, 0.0) and v.verdict == "inconclusive"
+    cosa_ab_sweep.figure(table)
+
+
+
+
+@pytest.mark.slow
+def test_trained_core_and_ab_sweep_run_on_a_tiny_campaign(tmp_path, monkeypatch):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _campaign import tiny_campaign, use_tmp_cache
+
+    runs = tiny_campaign(tmp_path / "runs", groups=("cosa-a128-b128", "cosa-a32-b64", "cosa-a64-b32"))
+    use_tmp_cache(monkeypatch, tmp_path)
+    assert cosa_trained_core.main(["--quick", "--runs", str(runs), "--out", str(tmp_path / "fig")]) == 0
+    assert cosa_ab_sweep.main(["--runs", str(runs), "--out", str(tmp_path / "fig")]) == 0
+    ab = (tmp_path / "fig" / "cosa_ab_sweep.md").read_text()
+    assert "(64,32) − (32,64)" in ab and "Verdict: inconclusive" in ab  # 2 seeds can never reach 0.05
+    core = (tmp_path / "fig" / "cosa_trained_core.md").read_text()
+    assert "`cosa-a128-b128`: 2 seed(s) [0, 1]" in core

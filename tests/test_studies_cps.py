@@ -17,6 +17,9 @@ from numpy.testing import assert_allclose
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 sys.path.insert(0, str(STUDIES))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _campaign import tiny_campaign, use_tmp_cache  # noqa: E402
+
 common = importlib.import_module("_cps_common")
 prop2 = importlib.import_module("cps_prop2")
 recon = importlib.import_module("cps_reconstruction")
@@ -24,8 +27,10 @@ strategies = importlib.import_module("cps_partition_strategies")
 granularity = importlib.import_module("cps_granularity")
 
 
-def _has_runs(*labels) -> bool:
-    return all(common.find_run(label) is not None for label in labels)
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    return tiny_campaign(tmp_path_factory.mktemp("campaign"), groups=(
+        "lora-r8", "full", "block-lora-k2-r8", "cps-lora-k2-r8", "cps-lora-k4-r8", "cps-lora-k8-r8"))
 
 
 # ------------------------------------------------------------------ planted constructions
@@ -84,17 +89,24 @@ def test_block_fit_is_exact_for_planted_block_ranks():
     assert_allclose(strategies.block_fit(w, truth, 4), w, atol=1e-10)
 
 
-def test_random_subspace_angle_is_near_90_in_high_dimension():
-    assert granularity.random_pair_angle(2, 200, seed=0, trials=10) > 80
+def test_granularity_subspace_null_is_the_layer_mean_of_random_block_angles():
+    from ripkit.nulls import random_block_angles
+
+    got = granularity.subspace_null(2, 1, 3, 4, seed=0, shape=(32, 32))
+    raw = random_block_angles(4, (16, 16), 1, draws=12, seed=np.random.default_rng([0, 2, 1, 32, 32]))
+    assert_allclose(got["mean"], raw["mean"].reshape(4, 3).mean(axis=1))
+
+
+def test_planted_control_scores_orthogonal_blocks_90_degrees():
+    control = granularity.planted_control(0)
+    assert control["shared pairs"] == pytest.approx(90.0, abs=1e-8)  # Prop. 2: orthogonal where comparable
+    assert 80.0 < control["diagonal pairs"] < 89.0                      # unrelated coordinates: chance
+    assert control["true partition"] == pytest.approx((4 * 90 + 2 * control["diagonal pairs"]) / 6)
 
 
 # ------------------------------------------------------------------ --quick smoke runs
-@pytest.mark.parametrize("name", ["cps_prop2", "cps_reconstruction", "cps_partition_strategies",
-                                  "cps_granularity", "cps_spectra", "cps_heatmaps"])
+@pytest.mark.parametrize("name", ["cps_prop2", "cps_reconstruction"])
 def test_quick_main_writes_png_csv_md(name, tmp_path):
-    needs = {"cps_spectra": ("LoRA r=8",), "cps_heatmaps": ("LoRA r=8",)}
-    if not _has_runs(*needs.get(name, ())):
-        pytest.skip("trained runs under studies/runs/ not present")
     module = importlib.import_module(name)
     module.main(["--quick", "--out", str(tmp_path)])
     for ext in ("png", "csv", "md"):
@@ -102,7 +114,20 @@ def test_quick_main_writes_png_csv_md(name, tmp_path):
     md = (tmp_path / f"{name}.md").read_text()
     assert f"python studies/{name}.py --quick" in md
     assert "Verdict" in md
-    assert len(pd.read_csv(tmp_path / f"{name}.csv")) > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cps_partition_strategies", "cps_granularity", "cps_spectra", "cps_heatmaps"])
+def test_trained_studies_run_on_a_tiny_campaign(name, campaign, tmp_path, monkeypatch):
+    use_tmp_cache(monkeypatch, tmp_path)
+    module = importlib.import_module(name)
+    module.main(["--quick", "--runs", str(campaign), "--out", str(tmp_path), "--seed", "0"]
+                + (["--null-draws", "3"] if name == "cps_granularity" else []))
+    for ext in ("png", "csv", "md"):
+        assert (tmp_path / f"{name}.{ext}").stat().st_size > 0
+    md = (tmp_path / f"{name}.md").read_text()
+    assert f"--runs {campaign}" in md and "Verdict" in md
+    assert "2 seed(s) [0, 1]" in md
 
 
 def test_spectra_reads_a_user_peft_gralora_checkpoint(tmp_path):
@@ -124,7 +149,8 @@ def test_spectra_reads_a_user_peft_gralora_checkpoint(tmp_path):
             torch.nn.init.normal_(p, std=0.1)
     model.save_pretrained(tmp_path / "ck")
     spectra_study = importlib.import_module("cps_spectra")
-    agg = spectra_study.main(["--quick", "--out", str(tmp_path), "--checkpoint", f"user={tmp_path / 'ck'}"])
+    agg = spectra_study.main(["--quick", "--runs", str(tmp_path / "none"), "--out", str(tmp_path),
+                              "--checkpoint", f"user={tmp_path / 'ck'}"])
     row = agg[agg["method"] == "user"].iloc[0]
     assert row["rank_max"] == 16          # 2×2 blocks of rank r/k = 4
     assert 1 < row["eber_mean"] <= 16

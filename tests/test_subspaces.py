@@ -102,3 +102,67 @@ def test_principal_angles_bad_shapes():
         subspaces.principal_angles(np.ones(3), np.ones((3, 1)))
     with pytest.raises(ValueError, match="partition shape"):
         subspaces.block_angles(np.ones((4, 4)), contiguous(np.ones((4, 6)), 2))
+
+
+# ---- the paper's block-angle metric (CPS-LoRA, paragraph on computing subspace angles) ----------
+from ripkit.nulls import haar_bases  # noqa: E402
+from ripkit.partition import random_partition  # noqa: E402
+
+
+def _direct_paper_metric(w, part, dim, statistic):
+    """The paragraph read literally, with scipy: SVD per block, every pair, both sides, larger kept."""
+    reduce = {"max": np.max, "mean": np.mean, "min": np.min}[statistic]
+    bases = []
+    for rows, cols in part.blocks():
+        u, _, vt = np.linalg.svd(w[np.ix_(rows, cols)], full_matrices=False)
+        bases.append((u[:, :dim], vt[:dim].T))
+    pairs = []
+    for i in range(len(bases)):
+        for j in range(i + 1, len(bases)):
+            left = np.degrees(reduce(subspace_angles(bases[i][0], bases[j][0])))
+            right = np.degrees(reduce(subspace_angles(bases[i][1], bases[j][1])))
+            pairs.append(max(left, right))
+    return np.array(pairs)
+
+
+@pytest.mark.parametrize("k, dim, statistic", [(2, 3, "mean"), (2, 3, "max"), (3, 2, "min"), (4, 1, "mean")])
+def test_paper_block_angles_match_a_direct_scipy_loop(k, dim, statistic):
+    rng = np.random.default_rng(k * 10 + dim)
+    w = rng.standard_normal((24, 12)) @ rng.standard_normal((12, 36))
+    part = random_partition(w, k, seed=1)
+    res = subspaces.paper_block_angles(w, part, dim=dim, statistic=statistic)
+    want = _direct_paper_metric(w, part, dim, statistic)
+    assert res.n_blocks == k * k and res.pair_degrees.shape == (k * k * (k * k - 1) // 2,)
+    assert_allclose(res.pair_degrees, want, atol=1e-6)
+    assert_allclose(res.mean_degrees, want.mean(), atol=1e-6)
+    a, b = rng.standard_normal((24, 5)), rng.standard_normal((5, 36))  # factors give the same answer
+    assert_allclose(subspaces.paper_block_angles((a, b), part, dim=dim).mean_degrees,
+                    subspaces.paper_block_angles(a @ b, part, dim=dim).mean_degrees, atol=1e-9)
+
+
+def test_batched_subspace_angles_match_scipy_including_small_angles():
+    rng = np.random.default_rng(0)
+    qa, qb = haar_bases(30, 8, 3, seed=1), haar_bases(30, 8, 2, seed=2)
+    qb[0] = qa[0][:, :2] + 1e-9 * qb[0]  # tiny angles: the sine branch
+    qb[0] = np.linalg.qr(qb[0])[0]
+    got = subspaces.batched_subspace_angles(qa, qb)
+    want = np.array([subspace_angles(a, b) for a, b in zip(qa, qb)])
+    assert_allclose(got, want, atol=1e-8)
+    assert got[0].max() < 1e-8
+    with pytest.raises(ValueError, match="equal P and d"):
+        subspaces.batched_subspace_angles(qa, qb[:3])
+
+
+def test_paper_block_angles_orthogonal_blocks_and_refusals():
+    # Prop. 2's blocks, each block's bases orthogonal to every other block's: 90°
+    e = np.eye(8)
+    w = np.zeros((16, 16))
+    for b, (i, j) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        w[8 * i:8 * i + 8, 8 * j:8 * j + 8] = np.outer(e[2 * b], e[2 * b + 1])
+    assert_allclose(subspaces.paper_block_angles(w, contiguous(w, 2), dim=1).mean_degrees, 90.0, atol=1e-12)
+    with pytest.raises(ValueError, match="blocks of one shape"):
+        subspaces.paper_block_angles(np.ones((5, 4)), contiguous(np.ones((5, 4)), 2), dim=1)
+    with pytest.raises(ValueError, match="dim=9 must be <="):
+        subspaces.paper_block_angles(w, contiguous(w, 2), dim=9)
+    with pytest.raises(ValueError, match="statistic"):
+        subspaces.paper_block_angles(w, contiguous(w, 2), dim=1, statistic="median")
