@@ -7,8 +7,7 @@ null draws, into a temporary cache).
 from pathlib import Path
 
 from ripkit.train import build_parser, run
-from _models import tiny_bert
-from test_train import synthetic_data
+from _models import synthetic_data, tiny_bert
 
 RUNS = {
     "lora-r8": ("lora", "--r", "8"),

@@ -13,11 +13,11 @@ def test_minilm_list_counts_order_and_recipe():
     names = [r.name for r in runs]
     assert len(names) == len(set(names)) == 65
     runnable = [r for r in runs if r.requires is None]
-    assert len(runnable) == 60
+    assert runnable == runs  # everything on MiniLM runs on the CPU
     # seed-major main methods first: a cut-off campaign has every method at the same seeds
     assert names[:5] == ["cosa-a128-b128-s0", "lora-r8-s0", "block-lora-k2-r8-s0", "cps-lora-k2-r8-s0", "full-s0"]
     groups = [r.group for r in runnable]
-    assert groups == sorted(groups, key=["main", "orthogonal", "granularity", "ab-grid"].index)
+    assert groups == sorted(groups, key=["main", "orthogonal", "granularity", "ab-grid", "control"].index)
     seeds = {g: sum(r.group == g for r in runs) for g in ("main", "orthogonal", "granularity", "ab-grid", "control")}
     assert seeds == {"main": 25, "orthogonal": 5, "granularity": 6, "ab-grid": 24, "control": 5}
     # seed 0 is the README's committed recipe (bit-identical to the earlier single-seed runs)
@@ -67,7 +67,7 @@ def test_runner_skips_done_resumes_saved_state_and_skips_pending(tmp_path, monke
 def test_cli_list_and_status(capsys, tmp_path):
     assert campaign.main(["--list", "--root", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 65 and sum("# requires" in l for l in lines) == 5
+    assert len(lines) == 65 and sum("# requires" in l for l in lines) == 0
     assert lines[0].endswith(f"--out {tmp_path / 'minilm' / 'cosa-a128-b128-s0'}")
     assert campaign.main(["--status", "--root", str(tmp_path)]) == 0
     assert "missing" in capsys.readouterr().out

@@ -9,8 +9,7 @@ from ripkit.checkpoints import load_adapter
 from ripkit.runsummary import (ANGLE_STATS, BLOCK_STATS, block_statistics, low_rank_factors, read_summary,
                                summarize_run, write_summary)
 from ripkit.train import build_parser, run
-from _models import tiny_bert
-from test_train import synthetic_data
+from _models import synthetic_data, tiny_bert
 
 
 def _train(folder, method, *extra):

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ (for _models)
-from _models import tiny_bert  # noqa: E402
+from _models import synthetic_data, tiny_bert  # noqa: E402,F401  (synthetic_data: re-exported)
 
 #: log columns and metadata fields that measure the machine, not the run
 VOLATILE_LOG = {"step_time_s", "peak_mem_mb"}
@@ -55,17 +55,6 @@ MINILM_CASES = {
     "minilm-cosa": ["--method", "cosa", "--a", "128", "--b", "128", "--lr", "5e-4"],
     "minilm-cps-lora": ["--method", "cps-lora", "--k", "2", "--r", "8", "--lr", "5e-3", "--repartition-every", "2"],
 }
-
-
-def synthetic_data(n=96, n_eval=32, length=8, seed=0):
-    """Label 1 iff token 5 occurs: learnable by a tiny model in a few steps."""
-    gen = torch.Generator().manual_seed(seed)
-    ids = torch.randint(6, 60, (n + n_eval, length), generator=gen)
-    y = torch.randint(0, 2, (n + n_eval,), generator=gen)
-    ids[y == 1, 3] = 5
-    mask = torch.ones_like(ids)
-    mask[::3, -2:] = 0
-    return (ids[:n], mask[:n], y[:n]), (ids[n:], mask[n:], y[n:]), {"name": "synthetic", "n_train": n}
 
 
 def tensor_hashes(folder: Path) -> dict[str, str]:
