@@ -211,6 +211,7 @@ def _summary_current(out: Path, src: Path) -> bool:
 
 def collect(runs: list[Run], root: Path, dest: Path, log: Path | None) -> int:
     """Copy each finished run's metadata and log to ``dest/<name>/`` and write its compact summary."""
+    from ripkit.formats import upgrade_ripkit
     from ripkit.runsummary import summarize_run, write_summary
 
     n = 0
@@ -223,6 +224,8 @@ def collect(runs: list[Run], root: Path, dest: Path, log: Path | None) -> int:
         for f in ("ripkit_adapter.json", "log.csv") + (("adapter_model.safetensors",)
                                                        if run.name in KEEP_CHECKPOINTS else ()):
             shutil.copyfile(src / f, out / f)
+        if run.name in KEEP_CHECKPOINTS:  # committed checkpoints carry hashes (format 2), verified on load
+            upgrade_ripkit(out)
         if not _summary_current(out, src):
             write_summary(summarize_run(src), out)
             _log(log, f"summarized {run.name}")

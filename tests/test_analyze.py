@@ -16,7 +16,7 @@ from ripkit.analyze.cli import main
 from formats._builders import merged_deltas, peft_checkpoint, tiny_bert, tiny_llama
 
 ROOT = Path(__file__).resolve().parent.parent
-COSA_RUN = ROOT / "studies" / "runs" / "cosa-a128-b128"
+COSA_RUN = ROOT / "studies" / "runs" / "minilm" / "cosa-a128-b128-s0"
 
 
 def numpy_row(w, energy=0.95, threshold=1e-4, rel=1e-3) -> dict:

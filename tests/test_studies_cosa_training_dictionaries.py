@@ -18,7 +18,7 @@ from studies import cosa_training_dictionaries as td  # noqa: E402
 from ripkit.checkpoints import load_adapter  # noqa: E402
 from ripkit.conditioning import kron_conditioning  # noqa: E402
 
-RUN = ROOT / "studies" / "runs" / "cosa-a128-b128"
+RUN = ROOT / "studies" / "runs" / "minilm" / "cosa-a128-b128-s0"
 
 
 def test_metadata_alone_regenerates_the_checkpoint_dictionaries():

@@ -234,14 +234,23 @@ def test_base_model_hash_is_checked(tmp_path):
         load_adapter(tmp_path / "c", base=tmp_path / "other")
 
 
-# ---- format 1 ------------------------------------------------------------------------------------
-COMMITTED = sorted(p for p in RUNS.glob("*") if (p / META_FILE).exists()
-                   and json.loads((p / META_FILE).read_text()).get("format_version") == 1)
+# ---- format 1 and the committed checkpoints ---------------------------------------------------
+COMMITTED = sorted(p.parent for p in RUNS.glob("*/*/" + ADAPTER_FILE))
 
 
-@pytest.mark.skipif(not COMMITTED, reason="no committed format-1 run under studies/runs/")
+def _as_format_1(src, dst):
+    """A copy of checkpoint ``src`` as format 1 wrote it: same tensors, no hashes."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("summary.*", "log.csv"))
+    meta = json.loads((dst / META_FILE).read_text())
+    meta.pop("integrity", None)
+    meta["format_version"] = 1
+    (dst / META_FILE).write_text(json.dumps(meta))
+    return dst
+
+
+@pytest.mark.skipif(not COMMITTED, reason="no committed checkpoint under studies/runs/")
 def test_format_1_loads_with_a_warning_and_upgrades(tmp_path):
-    src = COMMITTED[0]
+    src = _as_format_1(COMMITTED[0], tmp_path / "old")
     with pytest.warns(UnverifiedCheckpointWarning, match="format-1 ripkit checkpoint without hashes"):
         old = load_adapter(src)
     assert old[0].meta["integrity"] == "unverified (format 1: no hashes)"
@@ -260,9 +269,12 @@ def test_format_1_loads_with_a_warning_and_upgrades(tmp_path):
 
 @pytest.mark.parametrize("path", COMMITTED, ids=[p.name for p in COMMITTED])
 def test_every_committed_run_loads(path):
-    with pytest.warns(UnverifiedCheckpointWarning):
+    """Committed checkpoints are format 2: verified on load, no warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         layers = load_adapter(path)
     assert layers and all(l.needs == frozenset() for l in layers)
+    assert layers[0].meta["integrity"] == "verified (sha256)"
 
 
 def test_read_ripkit_gives_torch_tensors_in_stored_dtype(checkpoint):
