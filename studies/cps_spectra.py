@@ -12,8 +12,8 @@ compared by paired differences over seeds (same seed = same data order and head 
 exact sign test (5 seeds: smallest p = 1/32).  CPS-LoRA merges its blocks into W at every
 re-partition (Algorithm 1), so its current blocks (rank ≤ 16, what the paper's 15.6 is about)
 and its ΔW since W₀ (rank ≤ 32) are both reported.  The paper's own control — GraLoRA with random
-re-partitioning and the same merging (``cps-lora-random-k2-r8``) — needs the trainer package of
-issue 13; it enters the comparison as soon as its runs are committed.
+re-partitioning and the same merging (``cps-lora-random-k2-r8``, 5 seeds) — is compared with the
+same paired test.
 
 Run: ``python studies/cps_spectra.py [--quick] [--runs DIR]``.
 """
@@ -90,9 +90,8 @@ def comparisons(table: pd.DataFrame) -> pd.DataFrame:
         seeds = sorted(set(xa.index) & set(xb.index))
         if not seeds:
             missing = b if xb.empty else a
-            why = " (its runs need the trainer package of issue 13)" if missing == CTRL else ""
             rows.append({"claim": claim, "seeds": 0, "verdict": "pending runs",
-                         "note": f"pending runs: no committed runs of {LABELS[missing]}{why}"})
+                         "note": f"pending runs: no committed runs of {LABELS[missing]}"})
             continue
         diff = xa[seeds].to_numpy() - xb[seeds].to_numpy()
         t = paired_test(xa[seeds], xb[seeds], alternative=direction)
