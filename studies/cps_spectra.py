@@ -144,6 +144,19 @@ def figure(spectra: dict, agg: pd.DataFrame, table: pd.DataFrame):
     return fig
 
 
+def _control_sentence(comp) -> str:
+    """What the paper's own control says about the partition, from the comparison table."""
+    row = comp[comp.claim.str.contains("random re-partition control")]
+    if row.empty or not row.iloc[0].seeds:
+        return "Its runs are not committed: a CPS-vs-GraLoRA difference cannot be attributed to the partition."
+    r = row.iloc[0]
+    head = f"CPS-LoRA − control: {r['mean A − B']:+.2f} EBER over {r.seeds} seeds ({r.verdict})"
+    if r.verdict == "agrees":
+        return head + ": the clustered partition adds EBER beyond the schedule and merging."
+    return (head + ": the clustered partition is not shown to add EBER; what separates CPS-LoRA from "
+            "GraLoRA cannot be credited to it rather than to the schedule and merging.")
+
+
 def report(agg, comp, groups, runs_dir) -> str:
     notes = "\n".join(f"- **{r.claim}**: {r.note}." for _, r in comp.iterrows())
     return f"""
@@ -166,8 +179,8 @@ the Wilcoxon p and a bootstrap interval of the mean difference beside it.
   blocks), so its EBER is not bounded by 16: compare the paper's 15.6 with the current blocks.
 - Confound the control removes: our CPS-LoRA current blocks are trained for the 50 steps after the
   re-partition, GraLoRA's for all 100 steps; the random re-partition control has the same schedule
-  and merging as CPS-LoRA.  Until its runs are committed, a CPS-vs-GraLoRA difference cannot be
-  attributed to the clustered partition.
+  and merging as CPS-LoRA, so only the control comparison isolates the clustered partition.
+  {_control_sentence(comp)}
 - MiniLM only (100 steps, CPU): SmolLM2 GPU campaign pending (no GPU lent).
 """
 
