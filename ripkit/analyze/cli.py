@@ -81,8 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rel-threshold", type=positive_float, default=1e-3, help="count |ΔW_ij| < this × RMS(ΔW)")
     p.add_argument("--no-entries", action="store_true",
                    help="skip the O(m·n) entry statistics (fractions below thresholds, max |ΔW_ij|)")
-    p.add_argument("--jobs", type=jobs, default=1, help="layers in parallel (-1: all cores); same numbers for any N")
-    p.add_argument("--backend", choices=BACKENDS, default="loky",
+    # all cores in threads by default: the layers share the loaded adapter, and the entry kernel's own
+    # threads shrink to cores // jobs (run.py), so nothing is oversubscribed
+    p.add_argument("--jobs", type=jobs, default=-1, help="layers in parallel (-1: all cores); same numbers for any N")
+    p.add_argument("--backend", choices=BACKENDS, default="threading",
                    help="joblib backend for --jobs (dask: DASK_SCHEDULER_ADDRESS picks a cluster)")
     p.add_argument("--no-verify", action="store_true", help="skip ripkit checkpoints' tensor SHA-256 checks")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar (shown on a terminal after 2 s)")
