@@ -28,8 +28,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from scipy.stats import binomtest
-
 from ripkit._checks import check_matrix, check_positive_int
 from ripkit.kron import KroneckerDictionary
 
@@ -146,6 +144,8 @@ def coherence_probability(mus, threshold: float, *, level: float = 0.95) -> dict
     mus = np.asarray(mus, dtype=np.float64).ravel()
     if mus.size == 0 or not np.all(np.isfinite(mus)):
         raise ValueError("mus must be a non-empty array of finite coherences")
+    from scipy.stats import binomtest  # here, not at the top: scipy.stats costs ~1 s of every RIP CLI start
+
     below = int(np.count_nonzero(mus < threshold))
     ci = binomtest(below, mus.size).proportion_ci(confidence_level=level, method="exact")
     return {"threshold": float(threshold), "draws": int(mus.size), "below": below,

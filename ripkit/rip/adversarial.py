@@ -42,14 +42,37 @@ from ripkit.projections import as_generator
 __all__ = ["DenseGram", "KronGram", "SearchResult", "greedy_support", "swap_search", "adversarial_search"]
 
 
-class DenseGram:
+class _Diagonal:
+    """The diagonal of a Gram matrix and its ``argsort``, each computed once per instance
+    (every start and every round of a search asks for them)."""
+
+    def _diagonal(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def diag(self) -> np.ndarray:
+        """The diagonal, read-only (computed once)."""
+        cached = self.__dict__.get("_diag_values")
+        if cached is None:
+            cached = self.__dict__["_diag_values"] = self._diagonal()
+            cached.setflags(write=False)
+        return cached
+
+    def diag_order(self) -> np.ndarray:
+        """``np.argsort(self.diag())`` (ascending), computed once."""
+        cached = self.__dict__.get("_diag_order")
+        if cached is None:
+            cached = self.__dict__["_diag_order"] = np.argsort(self.diag())
+        return cached
+
+
+class DenseGram(_Diagonal):
     """An explicit (small) Gram matrix, e.g. a factor's G_L = LᵀL."""
 
     def __init__(self, gram: np.ndarray):
         self.gram = gram
         self.size = gram.shape[0]
 
-    def diag(self) -> np.ndarray:
+    def _diagonal(self) -> np.ndarray:
         return np.diag(self.gram).copy()
 
     def rows(self, idx) -> np.ndarray:
@@ -73,7 +96,7 @@ class DenseGram:
                            _members(self.size, support), _sign(side), tries, False)
 
 
-class KronGram:
+class KronGram(_Diagonal):
     """ΨᵀΨ = G_R ⊗ G_L (column-major index j = k + a·l) from the factors only.
 
     Row (k, l) is kron(G_R[l, :], G_L[k, :]): O(ab) memory per row, never (ab)².
@@ -84,7 +107,7 @@ class KronGram:
         self.a, self.b = g_left.shape[0], g_right.shape[0]
         self.size = self.a * self.b
 
-    def diag(self) -> np.ndarray:
+    def _diagonal(self) -> np.ndarray:
         return np.kron(np.diag(self.g_right), np.diag(self.g_left))
 
     def rows(self, idx) -> np.ndarray:
@@ -289,12 +312,26 @@ def _better(new: float, old: float, side: str) -> bool:
     return new > old + 1e-13 if side == "max" else new < old - 1e-13
 
 
-def greedy_support(gram: DenseGram | KronGram, s: int, side: str, start) -> list[int]:
-    """Grow ``start`` to size s, adding the candidate with the best 2×2 proxy score each step."""
+def greedy_support(gram: DenseGram | KronGram, s: int, side: str, start, *, paths=None) -> list[int]:
+    """Grow ``start`` to size s, adding the candidate with the best 2×2 proxy score each step.
+
+    ``paths`` (a dict, see :func:`adversarial_search`) remembers where every partial
+    support grew to: each step is a function of the ordered partial support alone, so
+    a start that reaches a partial support seen before ends where that one ended.
+    """
     support = [int(j) for j in dict.fromkeys(start)]
+    grown = []  # the partial supports of this call, for ``paths``
     while len(support) < s:
+        if paths is not None:
+            end = paths.get(("greedy", side, s, tuple(support)))
+            if end is not None:
+                support = list(end)
+                break
+            grown.append(("greedy", side, s, tuple(support)))
         lam, u = _extreme(gram.block(support, support), side)
         support.append(int(gram.top_candidates(support, [lam], u[:, None], side, 1)[0, 0]))
+    for key in grown:
+        paths[key] = tuple(support)
     return support
 
 
@@ -336,26 +373,40 @@ def _result(gram, support, side):
 
 
 def swap_search(gram, support, side: str, *, deadline: float = np.inf, max_rounds: int = 50,
-                tries: int = 3) -> tuple[list[int], float]:
+                tries: int = 3, paths=None) -> tuple[list[int], float]:
     """1-swap local search from ``support``; returns (support, exact extreme eigenvalue).
 
     Each round scores every (drop position, candidate) pair at once, then tries the
     positions in order, each position's ``tries`` best candidates in score order,
     and accepts the first exact (s×s) eigensolve that improves the value.
+
+    ``paths`` (a dict, see :func:`adversarial_search`) remembers every converged
+    search.  A round is a function of its state alone — the ordered support and the
+    value it is compared against (``_extreme``'s for the start, ``_extreme_values``'
+    after a swap: the bits may differ) — so a search that reaches a state an earlier
+    search passed through, with at least as many rounds left as that one still
+    needed, ends where it ended: the result is the same as searching on.
     """
     support = list(support)
-    diag = gram.diag()
     value, _ = _extreme(gram.block(support, support), side)
     s = len(support)
-    for _ in range(max_rounds):
+    states = []  # (state key, round) of this call, for ``paths``
+    for rnd in range(max_rounds):
         if time.perf_counter() > deadline:
             return _result(gram, support, side)
+        if paths is not None:
+            key = ("swap", side, tries, tuple(support), float(value))
+            end = paths.get(key)
+            if end is not None and end[2] <= max_rounds - rnd:
+                _remember(paths, states, end, rnd)
+                return list(end[0]), end[1]
+            states.append((key, rnd))
         if s > 1:
             lams, vecs = _drop_one_eigenpairs(gram.block(support, support), side)
             top = gram.top_candidates(support, lams, vecs, side, tries)
         else:  # dropping the only member leaves nothing to couple with: the score is the diagonal
-            top = _top_kernel(np.zeros(1), np.zeros((1, gram.size)), diag,
-                                         _members(gram.size, support), _sign(side), tries, True)
+            top = _top_kernel(np.zeros(1), np.zeros((1, gram.size)), gram.diag(),
+                              _members(gram.size, support), _sign(side), tries, True)
         improved = False
         for block in _position_blocks(s):
             if time.perf_counter() > deadline:
@@ -373,12 +424,22 @@ def swap_search(gram, support, side: str, *, deadline: float = np.inf, max_round
             if improved:
                 break
         if not improved:
-            break
+            sup, val = _result(gram, support, side)
+            if paths is not None:  # converged: every state of this call ends here, rnd + 1 rounds in
+                _remember(paths, states, (tuple(sup), val, 0), rnd + 1)
+            return sup, val
     return _result(gram, support, side)
 
 
+def _remember(paths: dict, states, end, rounds: int) -> None:
+    """Record that each (state, round) in ``states`` ends at ``end`` = (support, value, rounds
+    still needed from the state ``rounds`` rounds in): a state at round r needs rounds − r + end[2]."""
+    for key, rnd in states:
+        paths[key] = (end[0], end[1], rounds - rnd + end[2])
+
+
 def adversarial_search(gram, s: int, side: str, *, restarts: int = 2, seed=0, extra_starts=(),
-                       budget_seconds: float | None = None) -> SearchResult:
+                       budget_seconds: float | None = None, paths: dict | None = None) -> SearchResult:
     """Greedy growth + swap search from several starts; the best explicit support found.
 
     Starts: the ``restarts`` columns with the largest (side 'max') or smallest
@@ -387,13 +448,19 @@ def adversarial_search(gram, s: int, side: str, *, restarts: int = 2, seed=0, ex
     random single columns.  ``budget_seconds`` caps the wall time; the result
     says whether it cut the search and how many starts completed, so a run
     can be reproduced exactly with that many starts.
+
+    ``paths``: a dict in which the greedy growth and the swap search remember the
+    states they passed through and where each ended (a fresh one per call if None).
+    Starts often merge into an earlier start's path; from there the search is
+    skipped, with the same result.  Pass the same dict to searches of the *same*
+    Gram matrix (e.g. a factor's, at several sparsity levels) to share them there.
     """
     if side not in ("max", "min"):
         raise ValueError(f"side={side!r} must be 'max' or 'min'")
     s = min(s, gram.size)
     deadline = np.inf if budget_seconds is None else time.perf_counter() + budget_seconds
-    diag = gram.diag()
-    order = np.argsort(diag)[::-1] if side == "max" else np.argsort(diag)
+    paths = {} if paths is None else paths
+    order = gram.diag_order()[::-1] if side == "max" else gram.diag_order()
     rng = as_generator(seed)
     starts = [[int(j)] for j in order[:restarts]] + [list(st)[:s] for st in extra_starts]
     starts += [[int(j)] for j in rng.choice(gram.size, size=min(restarts, gram.size), replace=False)]
@@ -402,8 +469,8 @@ def adversarial_search(gram, s: int, side: str, *, restarts: int = 2, seed=0, ex
         if time.perf_counter() > deadline and best_sup is not None:
             cut = True
             break
-        sup = greedy_support(gram, s, side, start)
-        sup, val = swap_search(gram, sup, side, deadline=deadline)
+        sup = greedy_support(gram, s, side, start, paths=paths)
+        sup, val = swap_search(gram, sup, side, deadline=deadline, paths=paths)
         done += 1
         if best_val is None or _better(val, best_val, side):
             best_val, best_sup = val, sup
