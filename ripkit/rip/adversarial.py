@@ -23,9 +23,13 @@ Swap local search
     (their exact eigensolves batched), so the search visits the same supports.
 
 For ΨᵀΨ = G_R ⊗ G_L no Gram row is formed: the coupling of u with (k', l') is
-Σ_i u_i G_L[k_i, k'] G_R[l_i, l'], bounded by max_i|G_R[l_i, l']| · Σ_i |u_i||G_L[k_i, k']|,
-so whole rows l' of candidates are skipped when that bound cannot beat the current
-best few (``_kron_top_pass``); at the LLM size well under 1 % of rows are scored.
+Σ_i u_i G_L[k_i, k'] G_R[l_i, l'], bounded by max_i|G_R[l_i, l']| · Σ_i |u_i||G_L[k_i, k']|
+and by Cauchy–Schwarz, so whole rows l' of candidates are skipped when neither bound can
+beat the current best few (``ripkit.rip._search_kernels``); at the LLM size well under
+1 % of rows are scored.
+
+Searches remember where they went (``paths``): from a state an earlier start passed
+through, a search ends where that one ended, so it stops there with the same result.
 """
 from __future__ import annotations
 
@@ -34,10 +38,9 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
-from ripkit._numba import lazy_kernel
 from ripkit.projections import as_generator
+from ripkit.rip._search_kernels import kron_top_kernel, top_kernel
 
 __all__ = ["DenseGram", "KronGram", "SearchResult", "greedy_support", "swap_search", "adversarial_search"]
 
@@ -92,7 +95,7 @@ class DenseGram(_Diagonal):
 
     def top_candidates(self, support, lams, vecs, side: str, tries: int) -> np.ndarray:
         """Per column p of ``vecs``: the ``tries`` non-members with the best 2×2 proxy, best first (−1 pads)."""
-        return _top_kernel(np.asarray(lams, dtype=np.float64), self.couplings(support, vecs), self.diag(),
+        return top_kernel(np.asarray(lams, dtype=np.float64), self.couplings(support, vecs), self.diag(),
                            _members(self.size, support), _sign(side), tries, False)
 
 
@@ -134,10 +137,10 @@ class KronGram(_Diagonal):
         return np.matmul(w.transpose(0, 2, 1), self.g_left[k]).reshape(vecs.shape[1], self.size)
 
     def top_candidates(self, support, lams, vecs, side: str, tries: int) -> np.ndarray:
-        """``DenseGram.top_candidates`` from the factors, pruned exactly (``_kron_top_kernel``)."""
+        """``DenseGram.top_candidates`` from the factors, pruned exactly (``ripkit.rip._search_kernels``)."""
         support = np.asarray(support, dtype=np.int64)
         k, l = support % self.a, support // self.a
-        return _kron_top_kernel(
+        return kron_top_kernel(
             np.asarray(lams, dtype=np.float64), np.ascontiguousarray(vecs, dtype=np.float64),
             np.ascontiguousarray(self.g_left[k]), np.ascontiguousarray(self.g_right[l]),
             np.ascontiguousarray(np.diag(self.g_left)), np.ascontiguousarray(np.diag(self.g_right)),
@@ -160,142 +163,6 @@ def _extreme(sub: np.ndarray, side: str):
     return (w[-1], v[:, -1]) if side == "max" else (w[0], v[:, 0])
 
 
-@njit(inline="always")
-def _proxy(lam, c, d, sign):
-    """Extreme eigenvalue of [[λ, c], [c, d]], signed so larger is better (λ_max, or −λ_min).
-
-    √(h² + c²) instead of hypot: the entries are O(1) Gram values, so no scaling is needed.
-    """
-    h = 0.5 * (lam - d)
-    rad = math.sqrt(h * h + c * c)
-    mid = 0.5 * (lam + d)
-    return mid + rad if sign > 0 else rad - mid
-
-
-@njit(inline="always")
-def _may_reach(lam, c_bound, d, thr, sign):
-    """False only if no |c| ≤ c_bound gives ``_proxy(lam, c, d) ≥ thr`` (with a 1e-9 relative margin).
-
-    λ_max([[λ, c], [c, d]]) ≥ max(λ, d), and for t above both, λ_max ≥ t ⟺ c² ≥ (t−λ)(t−d)
-    (det(tI − M) ≤ 0); symmetrically λ_min ≤ τ ⟺ c² ≥ (λ−τ)(d−τ) for τ below both.
-    Both are increasing in c², so c_bound bounds every such coupling.
-    """
-    slack = 1e-9 * (1.0 + abs(thr))
-    if sign > 0:
-        if thr <= max(lam, d) + slack:
-            return True
-        return c_bound * c_bound * (1.0 + 1e-9) >= (thr - lam) * (thr - d) - slack
-    tau = -thr
-    if tau >= min(lam, d) - slack:
-        return True
-    return c_bound * c_bound * (1.0 + 1e-9) >= (lam - tau) * (d - tau) - slack
-
-
-@njit(inline="always")
-def _insert(best, top, score, j):
-    """Insert candidate j into the lists sorted by (score desc, index asc) if it belongs there.
-
-    Empty slots hold index −1 and score −inf and rank below every candidate.
-    """
-    last = best.shape[0] - 1
-    if top[last] >= 0 and (score < best[last] or (score == best[last] and j > top[last])):
-        return
-    q = last
-    while q > 0 and (top[q - 1] < 0 or score > best[q - 1] or (score == best[q - 1] and j < top[q - 1])):
-        best[q] = best[q - 1]
-        top[q] = top[q - 1]
-        q -= 1
-    best[q] = score
-    top[q] = j
-
-
-def _top_pass(lams, couplings, diag, members, sign, tries, empty):
-    """Per row p: the ``tries`` best non-member candidates by 2×2 proxy score, best first.
-
-    ``empty``: the remaining support is empty and the score is sign·d_j.  Ties keep the
-    smaller index.  Rows with fewer candidates are padded with −1.
-    """
-    n_rows, n = couplings.shape
-    top = np.full((n_rows, tries), -1, np.int64)
-    best = np.empty(tries)
-    for p in range(n_rows):
-        best[:] = -np.inf
-        for j in range(n):
-            if not members[j]:
-                score = sign * diag[j] if empty else _proxy(lams[p], couplings[p, j], diag[j], sign)
-                _insert(best, top[p], score, j)
-    return top
-
-
-def _kron_top_pass(lams, vecs, gl_rows, gr_rows, d_left, d_right, members, member_cols, sign, tries):
-    """``_top_pass`` for G = G_R ⊗ G_L without the (P, ab) couplings, with exact pruning.
-
-    Coupling of position p with candidate (k', l'): c = Σ_i V[i,p]·G_L[k_i,k']·G_R[l_i,l'].
-    |c| ≤ A[l']·B[k'] with A[l'] = max_i |G_R[l_i,l']| and B[k'] = Σ_i |V[i,p]|·|G_L[k_i,k']|,
-    so a row l' is skipped (except its columns k' ∈ k_S, where B is large) when even
-    A[l']·max_{k'∉k_S} B[k'] with its largest (smallest, side 'min') diagonal cannot reach
-    the current ``tries``-th best score (``_may_reach``); elements are screened the same way.
-    Only candidates that could enter the list are scored, so the list is the one a full
-    pass would produce.  Rows are visited by decreasing A so the threshold rises early.
-    """
-    s, n_rows = vecs.shape
-    a, b = gl_rows.shape[1], gr_rows.shape[1]
-    top = np.full((n_rows, tries), -1, np.int64)
-    best = np.empty(tries)
-    big = np.zeros(b)
-    for l in range(b):
-        for i in range(s):
-            big[l] = max(big[l], abs(gr_rows[i, l]))
-    order = np.argsort(-big)
-    dl_hi, dl_lo = d_left.max(), d_left.min()
-    is_member_col = np.zeros(a, np.bool_)
-    for k in member_cols:
-        is_member_col[k] = True
-    bk = np.empty(a)
-    w = np.empty(s)
-    abs_gl = np.abs(gl_rows)                   # (s, a): B[k'] sums run along k' (vectorised)
-    gl_t = np.ascontiguousarray(gl_rows.T)     # (a, s): one candidate's couplings are contiguous
-    for p in range(n_rows):
-        lam = lams[p]
-        best[:] = -np.inf
-        top_p = top[p]
-        bk[:] = 0.0
-        for i in range(s):
-            v = abs(vecs[i, p])
-            for k in range(a):
-                bk[k] += v * abs_gl[i, k]
-        b_out = 0.0
-        for k in range(a):
-            if not is_member_col[k] and bk[k] > b_out:
-                b_out = bk[k]
-        for t in range(b):
-            l = order[t]
-            if sign > 0:
-                d_row = max(d_right[l] * dl_hi, d_right[l] * dl_lo)
-            else:
-                d_row = min(d_right[l] * dl_hi, d_right[l] * dl_lo)
-            full_row = best[tries - 1] == -np.inf or _may_reach(lam, big[l] * b_out, d_row, best[tries - 1], sign)
-            for i in range(s):
-                w[i] = vecs[i, p] * gr_rows[i, l]
-            n_cols = a if full_row else member_cols.shape[0]
-            for q in range(n_cols):
-                k = q if full_row else member_cols[q]
-                j = k + a * l
-                if members[j]:
-                    continue
-                d = d_right[l] * d_left[k]
-                thr = best[tries - 1]
-                if thr > -np.inf and not _may_reach(lam, big[l] * bk[k], d, thr, sign):
-                    continue
-                c = 0.0
-                for i in range(s):
-                    c += w[i] * gl_t[k, i]
-                _insert(best, top_p, _proxy(lam, c, d, sign), j)
-    return top
-
-
-_top_kernel = lazy_kernel(_top_pass)
-_kron_top_kernel = lazy_kernel(_kron_top_pass)
 
 
 def _members(size, support) -> np.ndarray:
@@ -405,7 +272,7 @@ def swap_search(gram, support, side: str, *, deadline: float = np.inf, max_round
             lams, vecs = _drop_one_eigenpairs(gram.block(support, support), side)
             top = gram.top_candidates(support, lams, vecs, side, tries)
         else:  # dropping the only member leaves nothing to couple with: the score is the diagonal
-            top = _top_kernel(np.zeros(1), np.zeros((1, gram.size)), gram.diag(),
+            top = top_kernel(np.zeros(1), np.zeros((1, gram.size)), gram.diag(),
                               _members(gram.size, support), _sign(side), tries, True)
         improved = False
         for block in _position_blocks(s):
