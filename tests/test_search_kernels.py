@@ -31,7 +31,8 @@ def _case(seed, a, b, s, m=40, n=30):
     g_left, g_right = left.T @ left, right @ right.T
     support = rng.choice(a * b, size=s, replace=False)
     if seed % 3 == 0:  # several members sharing L- or R-indices (the member-column path)
-        support = np.unique(np.concatenate([support[: s // 2], support[: s // 2] % a + a * ((support[: s // 2] // a + 1) % b)]))
+        half = support[: s // 2]
+        support = np.unique(np.concatenate([half, half % a + a * ((half // a + 1) % b)]))
     k, l = support % a, support // a
     vecs = rng.standard_normal((len(support), len(support)))
     vecs /= np.linalg.norm(vecs, axis=0)

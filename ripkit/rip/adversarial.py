@@ -95,7 +95,7 @@ class DenseGram(_Diagonal):
 
     def top_candidates(self, support, lams, vecs, side: str, tries: int) -> np.ndarray:
         """Per column p of ``vecs``: the ``tries`` non-members with the best 2×2 proxy, best first (−1 pads)."""
-        return top_kernel(np.asarray(lams, dtype=np.float64), self.couplings(support, vecs), self.diag(),
+        return top_kernel(np.ascontiguousarray(lams, dtype=np.float64), self.couplings(support, vecs), self.diag(),
                            _members(self.size, support), _sign(side), tries, False)
 
 
@@ -141,7 +141,7 @@ class KronGram(_Diagonal):
         support = np.asarray(support, dtype=np.int64)
         k, l = support % self.a, support // self.a
         return kron_top_kernel(
-            np.asarray(lams, dtype=np.float64), np.ascontiguousarray(vecs, dtype=np.float64),
+            np.ascontiguousarray(lams, dtype=np.float64), np.ascontiguousarray(vecs, dtype=np.float64),
             np.ascontiguousarray(self.g_left[k]), np.ascontiguousarray(self.g_right[l]),
             np.ascontiguousarray(np.diag(self.g_left)), np.ascontiguousarray(np.diag(self.g_right)),
             _members(self.size, support), np.unique(k), _sign(side), tries)

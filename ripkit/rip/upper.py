@@ -112,7 +112,12 @@ def _row_sum_exact(abs_l, abs_r, k, l, p, q, t) -> float:
 
 
 def _top_sums_pass(val_l, idx_l, val_r, idx_r, t):
-    """Every row's sum of its t largest off-diagonal products, from the grid cells (i+1)(j+1) ≤ t+1."""
+    """Every row's sum of its t largest off-diagonal products, from the grid cells (i+1)(j+1) ≤ t+1.
+
+    Both value lists are sorted descending, so once the list of t is full a product that
+    cannot enter it ends its grid row (every later j is no larger), and a grid row whose
+    first product cannot enter ends the scan (every later i is no larger).
+    """
     a, p = val_l.shape
     b, q = val_r.shape
     out = np.empty((a, b))
@@ -123,6 +128,8 @@ def _top_sums_pass(val_l, idx_l, val_r, idx_r, t):
             for i in range(p):
                 if i + 1 > t + 1:
                     break
+                if n == t and val_l[k, i] * val_r[l, 0] <= top[t - 1]:
+                    break
                 for j in range(q):
                     if (i + 1) * (j + 1) > t + 1:
                         break
@@ -130,7 +137,7 @@ def _top_sums_pass(val_l, idx_l, val_r, idx_r, t):
                         continue
                     v = val_l[k, i] * val_r[l, j]
                     if n == t and v <= top[t - 1]:
-                        continue
+                        break
                     pos = n if n < t else t - 1
                     while pos > 0 and top[pos - 1] < v:
                         top[pos] = top[pos - 1]
