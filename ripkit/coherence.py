@@ -58,7 +58,9 @@ def gram_coherence(gram: np.ndarray) -> Coherence:
     if d == 1:
         return Coherence(0.0, (-1, -1))
     inv = 1.0 / np.sqrt(diag)
-    cos = np.abs(gram * inv[:, None] * inv[None, :])
+    cos = gram * inv[:, None]  # |(g_ij·inv_i)·inv_j|, the same products, in one d×d array
+    cos *= inv[None, :]
+    np.abs(cos, out=cos)
     np.fill_diagonal(cos, -np.inf)
     flat = int(np.argmax(cos))
     i, j = divmod(flat, d)
