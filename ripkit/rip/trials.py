@@ -149,11 +149,13 @@ def _trial_task(m, n, a, b, seed, trial, kwargs):
 
 
 def _map_trials(m, n, a, b, seed, trials, n_jobs, backend, progress, kwargs):
+    tasks = [(m, n, a, b, seed, t, kwargs) for t in range(trials)]
+    if not progress:  # tqdm.auto imports asyncio & co.: ~0.2 s of start-up for a bar nobody sees
+        return parallel_map(_trial_task, tasks, n_jobs=n_jobs, backend=backend)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=trials, desc="trials", unit="trial", disable=not progress, delay=2.0, leave=False)
+    bar = tqdm(total=trials, desc="trials", unit="trial", delay=2.0, leave=False)
     try:
-        return parallel_map(_trial_task, [(m, n, a, b, seed, t, kwargs) for t in range(trials)],
-                            n_jobs=n_jobs, backend=backend, on_result=lambda _: bar.update())
+        return parallel_map(_trial_task, tasks, n_jobs=n_jobs, backend=backend, on_result=lambda _: bar.update())
     finally:
         bar.close()
