@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import threading
 
 from numba import njit
 
@@ -24,3 +25,30 @@ def lazy_kernel(fn, **options):
 
     call.py_func = fn
     return call
+
+
+def _touch(x):
+    return x + 1
+
+
+_touch_kernel = lazy_kernel(_touch)
+
+
+def start_warm_up() -> threading.Thread:
+    """Start numba's one-off start-up in a background thread; returns the thread (join it when done).
+
+    The first kernel a process loads costs about 0.3 s more than the next ones (numba builds
+    its CPU target and typing registries then); loading a trivial cached kernel pays it.  A
+    caller that starts this before GIL-free work (random draws, BLAS, LAPACK, hashing) gets
+    that cost off its critical path; results are unaffected (no kernel's inputs or outputs
+    are touched).  Any failure is left for the real kernel to raise in the caller's thread.
+    """
+    def warm():
+        try:
+            _touch_kernel(1.0)
+        except Exception:  # noqa: BLE001 - the caller's own first kernel reports it properly
+            pass
+
+    thread = threading.Thread(target=warm, name="ripkit-numba-warm-up", daemon=True)
+    thread.start()
+    return thread

@@ -120,6 +120,14 @@ class KroneckerDictionary:
         return {"left": fingerprint(self.left), "right": fingerprint(self.right)}
 
     # ------------------------------------------------------------------ products
+    def _plan(self) -> tuple:
+        """(m, n, a, b, ``_left_first()``, ``_adjoint_right_first()``), computed once: the factors are read-only."""
+        plan = self.__dict__.get("_plan_cache")
+        if plan is None:
+            plan = (self.m, self.n, self.a, self.b, self._left_first(), self._adjoint_right_first())
+            object.__setattr__(self, "_plan_cache", plan)
+        return plan
+
     def _left_first(self) -> bool:
         """True when L·(Y) before (·)·R is the cheaper order: m·a·b + m·b·n ≤ a·b·n + m·a·n flops per core."""
         m, n, a, b = self.m, self.n, self.a, self.b
@@ -150,18 +158,22 @@ class KroneckerDictionary:
         column-major first (O(ab·K), the small side).
         """
         alpha = np.asarray(alpha)
-        if alpha.ndim not in (1, 2) or alpha.shape[0] != self.shape[1]:
-            raise ValueError(f"alpha must have shape ({self.shape[1]},) or ({self.shape[1]}, K), got {alpha.shape}")
-        m, n, a, b = self.m, self.n, self.a, self.b
+        m, n, a, b, left_first, _ = self._plan()
         L, R = self.left, self.right
+        if alpha.ndim == 1 and alpha.shape[0] == a * b and alpha.flags.c_contiguous:
+            # the common call, without the general path's reshapes (microseconds on small Ψ): Y₁ᵀ is a view
+            y_t = alpha.reshape(b, a)
+            return (R.T @ (y_t @ L.T) if left_first else (R.T @ y_t) @ L.T).reshape(m * n)
+        if alpha.ndim not in (1, 2) or alpha.shape[0] != a * b:
+            raise ValueError(f"alpha must have shape ({a * b},) or ({a * b}, K), got {alpha.shape}")
         k = 1 if alpha.ndim == 1 else alpha.shape[1]
         # Y_tᵀ (b, a) for each column t: the column-major (ab, K) block read row-major as (K, b, a).
         cores_t = np.asfortranarray(alpha.reshape(a * b, k)).T.reshape(k, b, a)
         if k == 1:  # 2-D products: the batched (3-D) matmul costs microseconds more per call
             y_t = cores_t[0]
-            out_t = R.T @ (y_t @ L.T) if self._left_first() else (R.T @ y_t) @ L.T  # X_tᵀ (n, m)
+            out_t = R.T @ (y_t @ L.T) if left_first else (R.T @ y_t) @ L.T  # X_tᵀ (n, m)
             return out_t.reshape(m * n) if alpha.ndim == 1 else out_t.reshape(m * n, 1)
-        if self._left_first():
+        if left_first:
             t = (cores_t.reshape(k * b, a) @ L.T).reshape(k, b, m)  # (L·Y_t)ᵀ for all t: one GEMM
             out_t = R.T @ t                                        # X_tᵀ = Rᵀ·(L·Y_t)ᵀ: (K, n, m)
         else:
@@ -180,12 +192,14 @@ class KroneckerDictionary:
         strides is 1 for a fixed column), so it is copied to column-major once.
         """
         x = np.asarray(x)
-        if x.ndim not in (1, 2) or x.shape[0] != self.shape[0]:
-            raise ValueError(f"x must have shape ({self.shape[0]},) or ({self.shape[0]}, K), got {x.shape}")
-        m, n, a, b = self.m, self.n, self.a, self.b
+        m, n, a, b, _, right_first = self._plan()
         L, R = self.left, self.right
+        if x.ndim == 1 and x.shape[0] == m * n and x.flags.c_contiguous:  # the common call: Xᵀ is a view
+            x_t = x.reshape(n, m)
+            return ((R @ x_t) @ L if right_first else R @ (x_t @ L)).reshape(a * b)
+        if x.ndim not in (1, 2) or x.shape[0] != m * n:
+            raise ValueError(f"x must have shape ({m * n},) or ({m * n}, K), got {x.shape}")
         k = 1 if x.ndim == 1 else x.shape[1]
-        right_first = self._adjoint_right_first()
         if k > 1 and x.flags.c_contiguous and right_first:
             w = R @ x.reshape(n, m * k)                            # (b, m, K): X_t·Rᵀ for all t, one GEMM
             w_t = np.ascontiguousarray(w.reshape(b, m, k).transpose(2, 0, 1))  # (K, b, m), O(m·b·K)

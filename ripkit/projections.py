@@ -103,7 +103,9 @@ def random_matrix(shape: tuple[int, int], std: float, seed, kind: Kind = "gaussi
         raise ValueError(f"std={std} must be a finite number > 0")
     rng = as_generator(seed)
     if kind == "gaussian":
-        return rng.standard_normal((rows, cols)) * std
+        out = rng.standard_normal((rows, cols))
+        out *= std  # in place: the same products as ``* std`` without a second rows×cols array
+        return out
     if kind == "orthogonal":
         g = rng.standard_normal((rows, cols))
         if rows >= cols:
@@ -218,5 +220,5 @@ def fingerprint(matrix) -> str:
         matrix = matrix.detach().cpu().double().numpy()
     arr = np.ascontiguousarray(np.asarray(matrix, dtype="<f8"))
     h = hashlib.sha256(repr(arr.shape).encode())
-    h.update(arr.tobytes())
+    h.update(arr.reshape(-1).view(np.uint8))  # the same bytes as arr.tobytes(), without copying them
     return h.hexdigest()[:16]

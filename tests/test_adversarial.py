@@ -123,3 +123,33 @@ def test_torch_scoring_on_cpu_gives_the_same_search(side, seed):
         ref = adversarial_search(KronGram(g_left, g_right), s, side, seed=seed, extra_starts=[[2, 7]])
         res = adversarial_search(TorchKronGram(g_left, g_right, "cpu"), s, side, seed=seed, extra_starts=[[2, 7]])
         assert (res.eigenvalue, res.support, res.restarts) == (ref.eigenvalue, ref.support, ref.restarts)
+
+
+# --- remembered search paths (``paths``) --------------------------------------------------------
+
+
+@pytest.mark.parametrize("side", ["max", "min"])
+@pytest.mark.parametrize("seed", range(6))
+def test_shared_paths_give_the_results_of_fresh_searches(side, seed):
+    g_left, g_right = _kron_case(seed, 40, 30, 12, 6)
+    gram = g_left  # a factor: its searches at several sizes share one dict, as in rip_bracket
+    paths = {}
+    for s in (2, 4, 7, 4, 2):  # repeated sizes: their deterministic starts are answered from ``paths``
+        shared = adversarial_search(DenseGram(gram), s, side, seed=seed + s, paths=paths)
+        fresh = reference.adversarial_search(reference.DenseGram(gram), s, side, seed=seed + s)
+        assert (shared.eigenvalue, shared.support, shared.restarts) == (fresh.eigenvalue, fresh.support, fresh.restarts)
+    assert any(key[0] == "swap" for key in paths) and any(key[0] == "greedy" for key in paths)
+
+
+def test_a_remembered_path_is_used_only_with_enough_rounds_left():
+    g_left, g_right = _kron_case(99, 60, 50, 16, 8)
+    kg = KronGram(g_left, g_right)
+    sup = greedy_support(kg, 9, "max", [0])
+    full = swap_search(kg, sup, "max")
+    paths = {}
+    assert swap_search(kg, sup, "max", paths=paths) == full
+    needed = paths[("swap", "max", 3, tuple(sup), float(np.linalg.eigh(kg.block(sup, sup))[0][-1]))][2]
+    assert needed >= 2  # this start takes several rounds: a cap below that must stop early, as before
+    for cap in range(1, needed + 1):
+        capped = swap_search(kg, sup, "max", max_rounds=cap, paths=paths)
+        assert capped == reference.swap_search(reference.KronGram(g_left, g_right), sup, "max", max_rounds=cap)

@@ -125,6 +125,18 @@ def test_matvec_rmatvec_every_order_and_layout_against_numpy_kron(shape, k, layo
     np.testing.assert_allclose(d.rmatvec(x[:, 0]), psi.T @ x[:, 0], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", ORDER_SHAPES)
+def test_one_vector_fast_path_is_the_block_path_bit_for_bit(shape):
+    d = _dict(*shape, seed=3)
+    rng = np.random.default_rng(5)
+    alpha, x = rng.standard_normal(d.shape[1]), rng.standard_normal(d.shape[0])
+    strided_alpha, strided_x = np.repeat(alpha, 2)[::2], np.repeat(x, 2)[::2]  # 1-D, not contiguous
+    np.testing.assert_array_equal(d.matvec(alpha), d.matvec(alpha[:, None])[:, 0])
+    np.testing.assert_array_equal(d.matvec(strided_alpha), d.matvec(alpha))
+    np.testing.assert_array_equal(d.rmatvec(x), d.rmatvec(x[:, None])[:, 0])
+    np.testing.assert_array_equal(d.rmatvec(strided_x), d.rmatvec(x))
+
+
 def test_order_shapes_cover_both_gemm_orders():
     orders = {(_dict(*s)._left_first(), _dict(*s)._adjoint_right_first()) for s in ORDER_SHAPES}
     assert orders == {(True, True), (False, False)}

@@ -83,3 +83,13 @@ def test_group_bound_is_exact_on_diagonal_factors_and_never_above_kron_product()
         hr, lr = _exact_profile(y.T @ y, 3)
         up, dn = group_bound(hl, ll, hr, lr, 3)
         assert up <= hl[3] * hr[3] * (1 + 1e-15) and dn >= ll[3] * lr[3] * (1 - 1e-15)
+
+
+def test_abs_off_diagonal_is_the_dense_formula_bit_for_bit():
+    from ripkit.rip.upper import _abs_off_diagonal
+
+    rng = np.random.default_rng(4)
+    for d in (1, 2, 7, 40):
+        x = rng.standard_normal((d + 3, d))
+        gram = x.T @ x
+        np.testing.assert_array_equal(_abs_off_diagonal(gram), np.abs(gram - np.diag(np.diag(gram))))

@@ -22,9 +22,11 @@ support, as if every block had been solved.
 
 Enumeration.  Supports are visited depth-first in lexicographic order; the
 Cholesky factor of a prefix is shared by all its completions, and the new row for
-*every* sibling j of a node is one forward substitution vectorised over j (rows of G
-are contiguous in j): O(t²) flops per tree node at depth t, O(s²) per support, instead
-of an O(s³) eigensolve per support.  When the record improves, the factors along the
+*every* sibling j of an inner node is one forward substitution vectorised over j (rows
+of G are contiguous in j): O(t²) flops per tree node at depth t, O(s²) per support,
+instead of an O(s³) eigensolve per support.  A leaf's row is never reused, so the
+leaves' pivots are computed one at a time, with the same arithmetic, both sides in one
+loop (two independent chains of dependent multiply-adds, which the CPU overlaps).  When the record improves, the factors along the
 current path are recomputed for the new thresholds (a certificate for an older, looser
 threshold stays valid, so stale batches are never wrong, only less selective).
 
@@ -213,6 +215,31 @@ def _sibling_rows(g, c, t, j0, j1, sign, theta, fac, inv, x, piv):
 
 
 @njit(inline="always")
+def _leaf_pivots(g, c, t, j, th_hi, th_lo, fac_hi, inv_hi, fac_lo, inv_lo, x_hi, x_lo):
+    """Pivots of the last row for c[t] = j on both sides (λ_max: sign −1, λ_min: +1), each with
+    ``_sibling_rows``' sibling-by-sibling arithmetic for one j; rows kept in ``x_hi``, ``x_lo`` (t,).
+
+    For the leaves, whose rows are never reused.  The two sides are independent chains of
+    dependent multiply-adds, computed in one loop so that the CPU overlaps them.
+    """
+    p_hi = -(g[j, j] - th_hi)
+    p_lo = g[j, j] - th_lo
+    for i in range(t):
+        gij = g[c[i], j]
+        acc_hi = -gij
+        acc_lo = gij
+        for k in range(i):
+            acc_hi -= fac_hi[i, k] * x_hi[k]
+            acc_lo -= fac_lo[i, k] * x_lo[k]
+        x_hi[i] = acc_hi * inv_hi[i]
+        x_lo[i] = acc_lo * inv_lo[i]
+    for i in range(t):
+        p_hi -= x_hi[i] * x_hi[i]
+        p_lo -= x_lo[i] * x_lo[i]
+    return p_hi, p_lo
+
+
+@njit(inline="always")
 def _lex_less(c, best, s):
     for i in range(s):
         if c[i] != best[i]:
@@ -231,6 +258,7 @@ def _walk(g, s, tasks, w, n_workers, sigma, mfac, hi_val, lo_val, hi_sup, lo_sup
     inv_hi, inv_lo = np.zeros(s), np.zeros(s)
     x_hi, x_lo = np.empty((s, s, d)), np.empty((s, s, d))
     piv_hi, piv_lo = np.empty((s, d)), np.empty((s, d))
+    x_leaf_hi, x_leaf_lo = np.zeros(s), np.zeros(s)
     ok_hi, ok_lo = np.zeros(s + 1, np.bool_), np.zeros(s + 1, np.bool_)
     ver = np.zeros(s, np.int64)  # version of the sibling batch at each depth (-1: none yet)
     pos = np.zeros(s, np.int64)
@@ -267,15 +295,19 @@ def _walk(g, s, tasks, w, n_workers, sigma, mfac, hi_val, lo_val, hi_sup, lo_sup
                 if ver[t] != -1:  # the record moved: refactor this path for the new thresholds
                     ok_hi[t] = _factor(g, c, t, -1.0, th_hi, fac_hi, inv_hi)
                     ok_lo[t] = _factor(g, c, t, 1.0, th_lo, fac_lo, inv_lo)
-                if ok_hi[t]:
-                    _sibling_rows(g, c, t, pos[t], end, -1.0, th_hi, fac_hi, inv_hi, x_hi[t], piv_hi[t])
-                if ok_lo[t]:
-                    _sibling_rows(g, c, t, pos[t], end, 1.0, th_lo, fac_lo, inv_lo, x_lo[t], piv_lo[t])
+                if t < s - 1:  # leaves' pivots are computed one at a time below, and only as needed
+                    if ok_hi[t]:
+                        _sibling_rows(g, c, t, pos[t], end, -1.0, th_hi, fac_hi, inv_hi, x_hi[t], piv_hi[t])
+                    if ok_lo[t]:
+                        _sibling_rows(g, c, t, pos[t], end, 1.0, th_lo, fac_lo, inv_lo, x_lo[t], piv_lo[t])
                 ver[t] = version
             if t == s - 1:  # leaves: certified, or solved
                 nxt = end
                 for j in range(pos[t], end):
-                    if ok_hi[t] and piv_hi[t, j] > 0.0 and ok_lo[t] and piv_lo[t, j] > 0.0:
+                    # (a side whose prefix failed has a stale factor: its pivot is computed, never used)
+                    p_hi, p_lo = _leaf_pivots(g, c, t, j, th_hi, th_lo, fac_hi, inv_hi, fac_lo, inv_lo,
+                                              x_leaf_hi, x_leaf_lo)
+                    if ok_hi[t] and p_hi > 0.0 and ok_lo[t] and p_lo > 0.0:
                         continue
                     c[t] = j
                     lam_lo, lam_hi = block_extremes(g, c, s, scratch)

@@ -23,9 +23,13 @@ Swap local search
     (their exact eigensolves batched), so the search visits the same supports.
 
 For ΨᵀΨ = G_R ⊗ G_L no Gram row is formed: the coupling of u with (k', l') is
-Σ_i u_i G_L[k_i, k'] G_R[l_i, l'], bounded by max_i|G_R[l_i, l']| · Σ_i |u_i||G_L[k_i, k']|,
-so whole rows l' of candidates are skipped when that bound cannot beat the current
-best few (``_kron_top_pass``); at the LLM size well under 1 % of rows are scored.
+Σ_i u_i G_L[k_i, k'] G_R[l_i, l'], bounded by max_i|G_R[l_i, l']| · Σ_i |u_i||G_L[k_i, k']|
+and by Cauchy–Schwarz, so whole rows l' of candidates are skipped when neither bound can
+beat the current best few (``ripkit.rip._search_kernels``); at the LLM size well under
+1 % of rows are scored.
+
+Searches remember where they went (``paths``): from a state an earlier start passed
+through, a search ends where that one ended, so it stops there with the same result.
 """
 from __future__ import annotations
 
@@ -34,22 +38,44 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
-from ripkit._numba import lazy_kernel
 from ripkit.projections import as_generator
+from ripkit.rip._search_kernels import kron_top_kernel, top_kernel
 
 __all__ = ["DenseGram", "KronGram", "SearchResult", "greedy_support", "swap_search", "adversarial_search"]
 
 
-class DenseGram:
+class _Diagonal:
+    """The diagonal of a Gram matrix and its ``argsort``, each computed once per instance
+    (every start and every round of a search asks for them)."""
+
+    def _diagonal(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def diag(self) -> np.ndarray:
+        """The diagonal, read-only (computed once)."""
+        cached = self.__dict__.get("_diag_values")
+        if cached is None:
+            cached = self.__dict__["_diag_values"] = self._diagonal()
+            cached.setflags(write=False)
+        return cached
+
+    def diag_order(self) -> np.ndarray:
+        """``np.argsort(self.diag())`` (ascending), computed once."""
+        cached = self.__dict__.get("_diag_order")
+        if cached is None:
+            cached = self.__dict__["_diag_order"] = np.argsort(self.diag())
+        return cached
+
+
+class DenseGram(_Diagonal):
     """An explicit (small) Gram matrix, e.g. a factor's G_L = LᵀL."""
 
     def __init__(self, gram: np.ndarray):
         self.gram = gram
         self.size = gram.shape[0]
 
-    def diag(self) -> np.ndarray:
+    def _diagonal(self) -> np.ndarray:
         return np.diag(self.gram).copy()
 
     def rows(self, idx) -> np.ndarray:
@@ -69,11 +95,11 @@ class DenseGram:
 
     def top_candidates(self, support, lams, vecs, side: str, tries: int) -> np.ndarray:
         """Per column p of ``vecs``: the ``tries`` non-members with the best 2×2 proxy, best first (−1 pads)."""
-        return _top_kernel(np.asarray(lams, dtype=np.float64), self.couplings(support, vecs), self.diag(),
+        return top_kernel(np.ascontiguousarray(lams, dtype=np.float64), self.couplings(support, vecs), self.diag(),
                            _members(self.size, support), _sign(side), tries, False)
 
 
-class KronGram:
+class KronGram(_Diagonal):
     """ΨᵀΨ = G_R ⊗ G_L (column-major index j = k + a·l) from the factors only.
 
     Row (k, l) is kron(G_R[l, :], G_L[k, :]): O(ab) memory per row, never (ab)².
@@ -84,7 +110,7 @@ class KronGram:
         self.a, self.b = g_left.shape[0], g_right.shape[0]
         self.size = self.a * self.b
 
-    def diag(self) -> np.ndarray:
+    def _diagonal(self) -> np.ndarray:
         return np.kron(np.diag(self.g_right), np.diag(self.g_left))
 
     def rows(self, idx) -> np.ndarray:
@@ -111,11 +137,11 @@ class KronGram:
         return np.matmul(w.transpose(0, 2, 1), self.g_left[k]).reshape(vecs.shape[1], self.size)
 
     def top_candidates(self, support, lams, vecs, side: str, tries: int) -> np.ndarray:
-        """``DenseGram.top_candidates`` from the factors, pruned exactly (``_kron_top_kernel``)."""
+        """``DenseGram.top_candidates`` from the factors, pruned exactly (``ripkit.rip._search_kernels``)."""
         support = np.asarray(support, dtype=np.int64)
         k, l = support % self.a, support // self.a
-        return _kron_top_kernel(
-            np.asarray(lams, dtype=np.float64), np.ascontiguousarray(vecs, dtype=np.float64),
+        return kron_top_kernel(
+            np.ascontiguousarray(lams, dtype=np.float64), np.ascontiguousarray(vecs, dtype=np.float64),
             np.ascontiguousarray(self.g_left[k]), np.ascontiguousarray(self.g_right[l]),
             np.ascontiguousarray(np.diag(self.g_left)), np.ascontiguousarray(np.diag(self.g_right)),
             _members(self.size, support), np.unique(k), _sign(side), tries)
@@ -137,142 +163,6 @@ def _extreme(sub: np.ndarray, side: str):
     return (w[-1], v[:, -1]) if side == "max" else (w[0], v[:, 0])
 
 
-@njit(inline="always")
-def _proxy(lam, c, d, sign):
-    """Extreme eigenvalue of [[λ, c], [c, d]], signed so larger is better (λ_max, or −λ_min).
-
-    √(h² + c²) instead of hypot: the entries are O(1) Gram values, so no scaling is needed.
-    """
-    h = 0.5 * (lam - d)
-    rad = math.sqrt(h * h + c * c)
-    mid = 0.5 * (lam + d)
-    return mid + rad if sign > 0 else rad - mid
-
-
-@njit(inline="always")
-def _may_reach(lam, c_bound, d, thr, sign):
-    """False only if no |c| ≤ c_bound gives ``_proxy(lam, c, d) ≥ thr`` (with a 1e-9 relative margin).
-
-    λ_max([[λ, c], [c, d]]) ≥ max(λ, d), and for t above both, λ_max ≥ t ⟺ c² ≥ (t−λ)(t−d)
-    (det(tI − M) ≤ 0); symmetrically λ_min ≤ τ ⟺ c² ≥ (λ−τ)(d−τ) for τ below both.
-    Both are increasing in c², so c_bound bounds every such coupling.
-    """
-    slack = 1e-9 * (1.0 + abs(thr))
-    if sign > 0:
-        if thr <= max(lam, d) + slack:
-            return True
-        return c_bound * c_bound * (1.0 + 1e-9) >= (thr - lam) * (thr - d) - slack
-    tau = -thr
-    if tau >= min(lam, d) - slack:
-        return True
-    return c_bound * c_bound * (1.0 + 1e-9) >= (lam - tau) * (d - tau) - slack
-
-
-@njit(inline="always")
-def _insert(best, top, score, j):
-    """Insert candidate j into the lists sorted by (score desc, index asc) if it belongs there.
-
-    Empty slots hold index −1 and score −inf and rank below every candidate.
-    """
-    last = best.shape[0] - 1
-    if top[last] >= 0 and (score < best[last] or (score == best[last] and j > top[last])):
-        return
-    q = last
-    while q > 0 and (top[q - 1] < 0 or score > best[q - 1] or (score == best[q - 1] and j < top[q - 1])):
-        best[q] = best[q - 1]
-        top[q] = top[q - 1]
-        q -= 1
-    best[q] = score
-    top[q] = j
-
-
-def _top_pass(lams, couplings, diag, members, sign, tries, empty):
-    """Per row p: the ``tries`` best non-member candidates by 2×2 proxy score, best first.
-
-    ``empty``: the remaining support is empty and the score is sign·d_j.  Ties keep the
-    smaller index.  Rows with fewer candidates are padded with −1.
-    """
-    n_rows, n = couplings.shape
-    top = np.full((n_rows, tries), -1, np.int64)
-    best = np.empty(tries)
-    for p in range(n_rows):
-        best[:] = -np.inf
-        for j in range(n):
-            if not members[j]:
-                score = sign * diag[j] if empty else _proxy(lams[p], couplings[p, j], diag[j], sign)
-                _insert(best, top[p], score, j)
-    return top
-
-
-def _kron_top_pass(lams, vecs, gl_rows, gr_rows, d_left, d_right, members, member_cols, sign, tries):
-    """``_top_pass`` for G = G_R ⊗ G_L without the (P, ab) couplings, with exact pruning.
-
-    Coupling of position p with candidate (k', l'): c = Σ_i V[i,p]·G_L[k_i,k']·G_R[l_i,l'].
-    |c| ≤ A[l']·B[k'] with A[l'] = max_i |G_R[l_i,l']| and B[k'] = Σ_i |V[i,p]|·|G_L[k_i,k']|,
-    so a row l' is skipped (except its columns k' ∈ k_S, where B is large) when even
-    A[l']·max_{k'∉k_S} B[k'] with its largest (smallest, side 'min') diagonal cannot reach
-    the current ``tries``-th best score (``_may_reach``); elements are screened the same way.
-    Only candidates that could enter the list are scored, so the list is the one a full
-    pass would produce.  Rows are visited by decreasing A so the threshold rises early.
-    """
-    s, n_rows = vecs.shape
-    a, b = gl_rows.shape[1], gr_rows.shape[1]
-    top = np.full((n_rows, tries), -1, np.int64)
-    best = np.empty(tries)
-    big = np.zeros(b)
-    for l in range(b):
-        for i in range(s):
-            big[l] = max(big[l], abs(gr_rows[i, l]))
-    order = np.argsort(-big)
-    dl_hi, dl_lo = d_left.max(), d_left.min()
-    is_member_col = np.zeros(a, np.bool_)
-    for k in member_cols:
-        is_member_col[k] = True
-    bk = np.empty(a)
-    w = np.empty(s)
-    abs_gl = np.abs(gl_rows)                   # (s, a): B[k'] sums run along k' (vectorised)
-    gl_t = np.ascontiguousarray(gl_rows.T)     # (a, s): one candidate's couplings are contiguous
-    for p in range(n_rows):
-        lam = lams[p]
-        best[:] = -np.inf
-        top_p = top[p]
-        bk[:] = 0.0
-        for i in range(s):
-            v = abs(vecs[i, p])
-            for k in range(a):
-                bk[k] += v * abs_gl[i, k]
-        b_out = 0.0
-        for k in range(a):
-            if not is_member_col[k] and bk[k] > b_out:
-                b_out = bk[k]
-        for t in range(b):
-            l = order[t]
-            if sign > 0:
-                d_row = max(d_right[l] * dl_hi, d_right[l] * dl_lo)
-            else:
-                d_row = min(d_right[l] * dl_hi, d_right[l] * dl_lo)
-            full_row = best[tries - 1] == -np.inf or _may_reach(lam, big[l] * b_out, d_row, best[tries - 1], sign)
-            for i in range(s):
-                w[i] = vecs[i, p] * gr_rows[i, l]
-            n_cols = a if full_row else member_cols.shape[0]
-            for q in range(n_cols):
-                k = q if full_row else member_cols[q]
-                j = k + a * l
-                if members[j]:
-                    continue
-                d = d_right[l] * d_left[k]
-                thr = best[tries - 1]
-                if thr > -np.inf and not _may_reach(lam, big[l] * bk[k], d, thr, sign):
-                    continue
-                c = 0.0
-                for i in range(s):
-                    c += w[i] * gl_t[k, i]
-                _insert(best, top_p, _proxy(lam, c, d, sign), j)
-    return top
-
-
-_top_kernel = lazy_kernel(_top_pass)
-_kron_top_kernel = lazy_kernel(_kron_top_pass)
 
 
 def _members(size, support) -> np.ndarray:
@@ -289,12 +179,26 @@ def _better(new: float, old: float, side: str) -> bool:
     return new > old + 1e-13 if side == "max" else new < old - 1e-13
 
 
-def greedy_support(gram: DenseGram | KronGram, s: int, side: str, start) -> list[int]:
-    """Grow ``start`` to size s, adding the candidate with the best 2×2 proxy score each step."""
+def greedy_support(gram: DenseGram | KronGram, s: int, side: str, start, *, paths=None) -> list[int]:
+    """Grow ``start`` to size s, adding the candidate with the best 2×2 proxy score each step.
+
+    ``paths`` (a dict, see :func:`adversarial_search`) remembers where every partial
+    support grew to: each step is a function of the ordered partial support alone, so
+    a start that reaches a partial support seen before ends where that one ended.
+    """
     support = [int(j) for j in dict.fromkeys(start)]
+    grown = []  # the partial supports of this call, for ``paths``
     while len(support) < s:
+        if paths is not None:
+            end = paths.get(("greedy", side, s, tuple(support)))
+            if end is not None:
+                support = list(end)
+                break
+            grown.append(("greedy", side, s, tuple(support)))
         lam, u = _extreme(gram.block(support, support), side)
         support.append(int(gram.top_candidates(support, [lam], u[:, None], side, 1)[0, 0]))
+    for key in grown:
+        paths[key] = tuple(support)
     return support
 
 
@@ -336,26 +240,40 @@ def _result(gram, support, side):
 
 
 def swap_search(gram, support, side: str, *, deadline: float = np.inf, max_rounds: int = 50,
-                tries: int = 3) -> tuple[list[int], float]:
+                tries: int = 3, paths=None) -> tuple[list[int], float]:
     """1-swap local search from ``support``; returns (support, exact extreme eigenvalue).
 
     Each round scores every (drop position, candidate) pair at once, then tries the
     positions in order, each position's ``tries`` best candidates in score order,
     and accepts the first exact (s×s) eigensolve that improves the value.
+
+    ``paths`` (a dict, see :func:`adversarial_search`) remembers every converged
+    search.  A round is a function of its state alone — the ordered support and the
+    value it is compared against (``_extreme``'s for the start, ``_extreme_values``'
+    after a swap: the bits may differ) — so a search that reaches a state an earlier
+    search passed through, with at least as many rounds left as that one still
+    needed, ends where it ended: the result is the same as searching on.
     """
     support = list(support)
-    diag = gram.diag()
     value, _ = _extreme(gram.block(support, support), side)
     s = len(support)
-    for _ in range(max_rounds):
+    states = []  # (state key, round) of this call, for ``paths``
+    for rnd in range(max_rounds):
         if time.perf_counter() > deadline:
             return _result(gram, support, side)
+        if paths is not None:
+            key = ("swap", side, tries, tuple(support), float(value))
+            end = paths.get(key)
+            if end is not None and end[2] <= max_rounds - rnd:
+                _remember(paths, states, end, rnd)
+                return list(end[0]), end[1]
+            states.append((key, rnd))
         if s > 1:
             lams, vecs = _drop_one_eigenpairs(gram.block(support, support), side)
             top = gram.top_candidates(support, lams, vecs, side, tries)
         else:  # dropping the only member leaves nothing to couple with: the score is the diagonal
-            top = _top_kernel(np.zeros(1), np.zeros((1, gram.size)), diag,
-                                         _members(gram.size, support), _sign(side), tries, True)
+            top = top_kernel(np.zeros(1), np.zeros((1, gram.size)), gram.diag(),
+                              _members(gram.size, support), _sign(side), tries, True)
         improved = False
         for block in _position_blocks(s):
             if time.perf_counter() > deadline:
@@ -373,12 +291,22 @@ def swap_search(gram, support, side: str, *, deadline: float = np.inf, max_round
             if improved:
                 break
         if not improved:
-            break
+            sup, val = _result(gram, support, side)
+            if paths is not None:  # converged: every state of this call ends here, rnd + 1 rounds in
+                _remember(paths, states, (tuple(sup), val, 0), rnd + 1)
+            return sup, val
     return _result(gram, support, side)
 
 
+def _remember(paths: dict, states, end, rounds: int) -> None:
+    """Record that each (state, round) in ``states`` ends at ``end`` = (support, value, rounds
+    still needed from the state ``rounds`` rounds in): a state at round r needs rounds − r + end[2]."""
+    for key, rnd in states:
+        paths[key] = (end[0], end[1], rounds - rnd + end[2])
+
+
 def adversarial_search(gram, s: int, side: str, *, restarts: int = 2, seed=0, extra_starts=(),
-                       budget_seconds: float | None = None) -> SearchResult:
+                       budget_seconds: float | None = None, paths: dict | None = None) -> SearchResult:
     """Greedy growth + swap search from several starts; the best explicit support found.
 
     Starts: the ``restarts`` columns with the largest (side 'max') or smallest
@@ -387,13 +315,19 @@ def adversarial_search(gram, s: int, side: str, *, restarts: int = 2, seed=0, ex
     random single columns.  ``budget_seconds`` caps the wall time; the result
     says whether it cut the search and how many starts completed, so a run
     can be reproduced exactly with that many starts.
+
+    ``paths``: a dict in which the greedy growth and the swap search remember the
+    states they passed through and where each ended (a fresh one per call if None).
+    Starts often merge into an earlier start's path; from there the search is
+    skipped, with the same result.  Pass the same dict to searches of the *same*
+    Gram matrix (e.g. a factor's, at several sparsity levels) to share them there.
     """
     if side not in ("max", "min"):
         raise ValueError(f"side={side!r} must be 'max' or 'min'")
     s = min(s, gram.size)
     deadline = np.inf if budget_seconds is None else time.perf_counter() + budget_seconds
-    diag = gram.diag()
-    order = np.argsort(diag)[::-1] if side == "max" else np.argsort(diag)
+    paths = {} if paths is None else paths
+    order = gram.diag_order()[::-1] if side == "max" else gram.diag_order()
     rng = as_generator(seed)
     starts = [[int(j)] for j in order[:restarts]] + [list(st)[:s] for st in extra_starts]
     starts += [[int(j)] for j in rng.choice(gram.size, size=min(restarts, gram.size), replace=False)]
@@ -402,8 +336,8 @@ def adversarial_search(gram, s: int, side: str, *, restarts: int = 2, seed=0, ex
         if time.perf_counter() > deadline and best_sup is not None:
             cut = True
             break
-        sup = greedy_support(gram, s, side, start)
-        sup, val = swap_search(gram, sup, side, deadline=deadline)
+        sup = greedy_support(gram, s, side, start, paths=paths)
+        sup, val = swap_search(gram, sup, side, deadline=deadline, paths=paths)
         done += 1
         if best_val is None or _better(val, best_val, side):
             best_val, best_sup = val, sup

@@ -103,7 +103,8 @@ def factor_extremes(gram: np.ndarray, t: int, *, max_supports=MAX_SUPPORTS, seed
     Returns a dict with ``exact`` (bool), upper-bound-on-Λ ``lam_max_hi``,
     lower-bound-on-λ ``lam_min_lo`` (for the kron-product upper bound) and
     attained ``lam_max_lo`` / ``lam_min_hi`` with supports (for rectangles).
-    ``memo(key, compute)`` may store the seed-independent parts (enumeration, Gershgorin).
+    ``memo(key, compute)`` may store the seed-independent parts (enumeration, Gershgorin,
+    the search's paths).
     """
     d = gram.shape[0]
     t = min(t, d)
@@ -114,9 +115,13 @@ def factor_extremes(gram: np.ndarray, t: int, *, max_supports=MAX_SUPPORTS, seed
                 "support_min": ex.support_min, "supports_per_second": ex.supports_per_second}
     eig = np.linalg.eigvalsh(gram) if eigenvalues is None else eigenvalues
     g_hi, g_lo = memo(("gershgorin", t), lambda: gram_gershgorin(gram, t))
-    dense = DenseGram(gram)
-    up = adversarial_search(dense, t, "max", restarts=restarts, seed=seed, budget_seconds=budget_seconds)
-    dn = adversarial_search(dense, t, "min", restarts=restarts, seed=seed, budget_seconds=budget_seconds)
+    # One DenseGram and one dict of search paths per factor (memo): the searches at every size and
+    # sparsity level share them, and starts that repeat across levels are not searched again.
+    dense, paths = memo(("search",), lambda: (DenseGram(gram), {}))
+    up = adversarial_search(dense, t, "max", restarts=restarts, seed=seed, budget_seconds=budget_seconds,
+                            paths=paths)
+    dn = adversarial_search(dense, t, "min", restarts=restarts, seed=seed, budget_seconds=budget_seconds,
+                            paths=paths)
     return {"exact": False, "t": t, "lam_max_hi": min(eig[-1], g_hi), "lam_max_lo": up.eigenvalue,
             "support_max": up.support, "lam_min_lo": max(eig[0], g_lo, 0.0),
             "lam_min_hi": dn.eigenvalue, "support_min": dn.support, "supports_per_second": None}

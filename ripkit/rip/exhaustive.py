@@ -209,8 +209,12 @@ def exact_rip(
     limit = _check_max_supports(max_supports)
     torch_device = resolve_device(device)
     scale = _check_isometry_scale(isometry_scale)
-    asym = float(np.max(np.abs(g - g.T)))
-    allowed = symmetry_tol * max(1.0, float(np.max(np.abs(g))))
+    largest = float(np.max(np.abs(g)))
+    # An exactly symmetric G (every Gram matrix numpy's syrk returns) is its own symmetrisation,
+    # 0.5·(G + Gᵀ) = G bit for bit unless G + Gᵀ overflows: then the O(d²) transposed passes are skipped.
+    exact = largest <= np.finfo(np.float64).max / 2 and np.array_equal(g, g.T)
+    asym = 0.0 if exact else float(np.max(np.abs(g - g.T)))
+    allowed = symmetry_tol * max(1.0, largest)
     if asym > allowed:
         raise ValueError(
             f"gram must be symmetric: max |gram - gram.T| = {asym:.3g} exceeds {allowed:.3g}"
@@ -221,7 +225,10 @@ def exact_rip(
             f"exhaustive enumeration for s={s}, d={d} needs C({d}, {s}) = {total} supports, "
             f"more than max_supports={max_supports}; lower s, or raise max_supports"
         )
-    g = np.ascontiguousarray(0.5 * (g + g.T))
+    if not exact:
+        g = np.ascontiguousarray(0.5 * (g + g.T))
+    elif s > 1 and not (g.flags.c_contiguous and g.flags.writeable):  # the kernels take one array type
+        g = np.array(g, order="C")
 
     # 2. enumerate
     if s == 1:  # the 1×1 blocks are the diagonal

@@ -158,7 +158,7 @@ class TorchKronGram(KronGram):
         # copies: the dictionary's cached Grams are read-only, which torch cannot wrap
         self._gl = torch.as_tensor(np.array(g_left, dtype=np.float64), device=device)
         self._gr = torch.as_tensor(np.array(g_right, dtype=np.float64), device=device)
-        self._diag = torch.as_tensor(self.diag(), dtype=torch.float64, device=device)
+        self._diag = torch.as_tensor(np.array(self.diag()), dtype=torch.float64, device=device)
 
     def top_candidates(self, support, lams, vecs, side: str, tries: int) -> np.ndarray:
         import torch

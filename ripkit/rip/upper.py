@@ -47,11 +47,19 @@ __all__ = ["gram_gershgorin", "kron_gershgorin", "gershgorin_profile", "factor_p
 
 def gram_gershgorin(gram: np.ndarray, s: int) -> tuple[float, float]:
     """Row-wise Gershgorin bounds on every s×s principal sub-block: (λ_max ≤ hi, λ_min ≥ lo)."""
-    off = np.abs(gram - np.diag(np.diag(gram)))
+    off = _abs_off_diagonal(gram)
     t = min(s - 1, gram.shape[0] - 1)
     top = -np.partition(-off, t - 1, axis=1)[:, :t].sum(axis=1) if t > 0 else np.zeros(gram.shape[0])
     d = np.diag(gram)
     return float(np.max(d + top)), float(np.min(d - top))
+
+
+def _abs_off_diagonal(gram: np.ndarray) -> np.ndarray:
+    """|G| with a zero diagonal: |G − diag(G)| bit for bit (g_ij − 0 off it, g_ii − g_ii = +0 on it)
+    without building the dense diagonal matrix (three d×d arrays: 20 ms at d = 1024)."""
+    off = np.abs(gram)
+    np.fill_diagonal(off, 0.0)
+    return off
 
 
 def kron_gershgorin(g_left: np.ndarray, g_right: np.ndarray, s: int, chunk_entries: int = 2**22):
@@ -112,7 +120,12 @@ def _row_sum_exact(abs_l, abs_r, k, l, p, q, t) -> float:
 
 
 def _top_sums_pass(val_l, idx_l, val_r, idx_r, t):
-    """Every row's sum of its t largest off-diagonal products, from the grid cells (i+1)(j+1) ≤ t+1."""
+    """Every row's sum of its t largest off-diagonal products, from the grid cells (i+1)(j+1) ≤ t+1.
+
+    Both value lists are sorted descending, so once the list of t is full a product that
+    cannot enter it ends its grid row (every later j is no larger), and a grid row whose
+    first product cannot enter ends the scan (every later i is no larger).
+    """
     a, p = val_l.shape
     b, q = val_r.shape
     out = np.empty((a, b))
@@ -123,6 +136,8 @@ def _top_sums_pass(val_l, idx_l, val_r, idx_r, t):
             for i in range(p):
                 if i + 1 > t + 1:
                     break
+                if n == t and val_l[k, i] * val_r[l, 0] <= top[t - 1]:
+                    break
                 for j in range(q):
                     if (i + 1) * (j + 1) > t + 1:
                         break
@@ -130,7 +145,7 @@ def _top_sums_pass(val_l, idx_l, val_r, idx_r, t):
                         continue
                     v = val_l[k, i] * val_r[l, j]
                     if n == t and v <= top[t - 1]:
-                        continue
+                        break
                     pos = n if n < t else t - 1
                     while pos > 0 and top[pos - 1] < v:
                         top[pos] = top[pos - 1]
@@ -150,7 +165,7 @@ _top_sums_kernel = lazy_kernel(_top_sums_pass)
 def gershgorin_profile(gram: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
     """``gram_gershgorin(gram, t)`` for every t = 1..s at once (index t; index 0 unused), O(d² log d)."""
     d = gram.shape[0]
-    off = np.abs(gram - np.diag(np.diag(gram)))
+    off = _abs_off_diagonal(gram)
     k = max(0, min(s, d) - 1)  # the s−1 largest off-diagonal entries of each row, largest first
     top = -np.partition(-off, k - 1, axis=1)[:, :k] if 0 < k < d else off[:, :0]
     top = -np.sort(-top, axis=1)
