@@ -16,8 +16,9 @@ Per-layer fields (``adapter_meta()`` of each adapter):
   merge_rank, and for CPS-LoRA the ``partitioner``; tensors lora_A, lora_B, row_perm,
   col_perm, merged_A, merged_B.
 
-All file writing goes through :func:`_write_checkpoint` (``ripkit.formats.write_ripkit``: hashed,
-atomic), all reading through :func:`_read_checkpoint` (``ripkit.formats``: verified).
+All file writing goes through ``ripkit.formats.write_ripkit`` (format 2: SHA-256 of every tensor and
+of the metadata, each file atomic, the JSON last; nothing the reader would refuse is written), all
+reading through :func:`read_ripkit` (``ripkit.formats``: verified).
 """
 from __future__ import annotations
 
@@ -32,25 +33,17 @@ from torch import nn
 from ripkit.formats import ADAPTER_FILE, META_FILE, CheckpointError, write_ripkit
 from ripkit.formats.ripkit_format import read_checked
 
-__all__ = ["ADAPTER_FILE", "META_FILE", "save_adapter", "apply_adapter"]
+__all__ = ["ADAPTER_FILE", "META_FILE", "save_adapter", "apply_adapter", "read_ripkit"]
 
 
-def _write_checkpoint(folder: Path, tensors: Mapping[str, torch.Tensor], meta: dict) -> Path:
-    """Write ``tensors`` and ``meta`` into ``folder`` through ``ripkit.formats.write_ripkit``.
-
-    The one place ripkit checkpoints are written: format 2, SHA-256 of every tensor and of the
-    metadata, each file atomic and the JSON last (it names what the tensors are, so a crash in
-    between leaves the previous metadata); nothing the reader would refuse is written.
-    """
-    return write_ripkit(Path(folder), tensors, meta)
-
-
-def _read_checkpoint(folder: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(metadata, tensors) of a ripkit checkpoint folder, every check of ``ripkit.formats`` done
-    (hashes, shapes, dtypes, finiteness, permutations); ``CheckpointError`` naming the file if unusable."""
-    folder = Path(folder)
+def read_ripkit(path, *, verify: bool = True) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(metadata, tensors) of a ripkit checkpoint folder (or a file in it), every check of
+    ``ripkit.formats`` done (hashes unless ``verify=False``, shapes, dtypes, finiteness,
+    permutations); ``CheckpointError`` naming the file if unusable.  Tensors keep their stored
+    dtype (bf16 as float32)."""
+    folder = Path(path)
     folder = folder.parent if folder.is_file() else folder
-    meta, arrays = read_checked(folder)
+    meta, arrays = read_checked(folder, verify=verify)
     return meta, {k: torch.from_numpy(v) for k, v in arrays.items()}
 
 
@@ -79,8 +72,8 @@ def save_adapter(model: nn.Module, path, *, metadata: dict | None = None,
             if p.requires_grad and not pname.startswith(inside):
                 tensors[f"head.{pname}"] = p
                 head[pname] = list(p.shape)
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    return _write_checkpoint(Path(path), tensors, {**(metadata or {}), "layers": layers, "head": head})
+    # write_ripkit takes the tensors as they are (detached, moved to the CPU, made contiguous there)
+    return write_ripkit(Path(path), tensors, {**(metadata or {}), "layers": layers, "head": head})
 
 
 def _tensor(tensors, key: str, shape: tuple, path) -> torch.Tensor:
@@ -141,7 +134,7 @@ def apply_adapter(model: nn.Module, path) -> dict:
     fingerprints, block-LoRA merges are replayed into the base weight in their
     original order, and PiSSA layers move s·B₀A₀ out of the base weight again.
     """
-    meta, tensors = _read_checkpoint(Path(path))
+    meta, tensors = read_ripkit(path)
     for p in model.parameters():
         p.requires_grad_(False)
     for name, lm in meta["layers"].items():
