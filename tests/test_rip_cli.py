@@ -96,3 +96,14 @@ def test_cli_records_device_and_cap_and_does_not_import_torch_by_default():
     assert proc.returncode == 0 and proc.stderr.strip() == "False"
     out = json.loads(proc.stdout)
     assert out["device"] == "cpu" and out["max_supports"] == 50
+
+
+def test_cli_table_does_not_import_pandas():
+    # pandas' import is ~0.2 s of the `llm` bracket run's 2 s target; the table needs none of it.
+    code = ("import sys; from ripkit.rip.cli import main; "
+            "main(['--m', '12', '--n', '10', '--a', '4', '--b', '3', '--sparsity', '2', '--trials', '2', "
+            "'--samples', '20', '--estimator', 'all', '--max-supports', '50']); "
+            "print('pandas' in sys.modules, file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr.strip() == "False", proc.stderr
+    assert "certified bracket per dictionary" in proc.stdout

@@ -115,3 +115,20 @@ def test_numba_quadratic_forms_equal_numpy_gather(s):
     g = d.gram_factors()
     np.testing.assert_allclose(quadratic_forms(*g, samples.supports, samples.values),
                                quadratic_forms_numpy(*g, samples.supports, samples.values), rtol=1e-12)
+
+
+def test_trial_summary_matches_pandas_groupby_and_statistics():
+    import statistics
+
+    res = rip_trials(30, 20, 6, 4, sparsity=(2, 3), n_samples=40, trials=4, seed=3,
+                     estimators=("percentile", "support"))
+    ref = res.records.groupby(["s", "estimator"], sort=True)["delta"].agg(["mean", "std", "min", "max", "count"])
+    got = res.summary().set_index(["s", "estimator"])
+    assert list(got.index) == list(ref.index)
+    np.testing.assert_allclose(got[["mean", "std", "min", "max"]], ref[["mean", "std", "min", "max"]], rtol=1e-14)
+    assert (got["count"] == ref["count"]).all()
+    for row in res.summary_rows():  # correctly rounded: statistics' exact-fraction results, bit for bit
+        d = [r["delta"] for r in res.rows if (r["s"], r["estimator"]) == (row["s"], row["estimator"])]
+        assert row["mean"] == statistics.fmean(d) and row["std"] == statistics.stdev(d)
+    one = rip_trials(30, 20, 6, 4, sparsity=(2,), n_samples=40, trials=1, seed=3).summary_rows()
+    assert one[0]["std"] == 0.0 and one[0]["count"] == 1

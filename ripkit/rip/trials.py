@@ -7,10 +7,11 @@ whatever the number of parallel jobs or the order trials finish in.
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
-import pandas as pd
 
 from ripkit._checks import check_choice, check_positive_int
 from ripkit._numba import start_warm_up
@@ -71,22 +72,54 @@ def run_trial(m, n, a, b, *, seed, trial, scale, kind, **kwargs) -> tuple[list[d
 
 @dataclass(frozen=True)
 class RipTrials:
-    """All estimates of a run: one row per (trial, s, estimator), and one coherence row per trial."""
+    """All estimates of a run: one row per (trial, s, estimator), and one coherence row per trial.
+
+    ``rows`` and ``coherence_rows`` are the plain dicts; ``records`` and ``coherence`` are the
+    same rows as pandas DataFrames, built (and pandas imported, ~0.2 s) on first use only.
+    """
 
     config: dict
-    records: pd.DataFrame = field(repr=False)
-    coherence: pd.DataFrame = field(repr=False)
+    rows: list = field(repr=False)
+    coherence_rows: list = field(repr=False)
 
-    def summary(self) -> pd.DataFrame:
-        """Mean, std (ddof=1, as a spread over dictionaries), min and max of δ per (s, estimator)."""
-        g = self.records.groupby(["s", "estimator"], sort=True)["delta"]
-        out = g.agg(["mean", "std", "min", "max", "count"]).reset_index()
-        out["std"] = out["std"].fillna(0.0)
-        return out
+    @cached_property
+    def records(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows)
+
+    @cached_property
+    def coherence(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.coherence_rows)
+
+    def summary_rows(self) -> list[dict]:
+        """Mean, std (ddof=1, a spread over dictionaries; 0 for one trial), min, max and count of δ
+        per (s, estimator), sorted by (s, estimator), without pandas.  Mean and std are correctly
+        rounded (``statistics``), so they may differ from pandas' groupby in the last bit."""
+        groups: dict = {}
+        for r in self.rows:
+            groups.setdefault((r["s"], r["estimator"]), []).append(float(r["delta"]))
+        return [{"s": s, "estimator": e, **_describe(groups[s, e])} for s, e in sorted(groups)]
+
+    def summary(self):
+        """``summary_rows`` as a DataFrame (columns s, estimator, mean, std, min, max, count)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.summary_rows(), columns=["s", "estimator", "mean", "std", "min", "max", "count"])
 
     def to_dict(self) -> dict:
         return {"config": self.config, "records": self.records.to_dict("records"),
                 "coherence": self.coherence.to_dict("records")}
+
+
+def _describe(values: list[float]) -> dict:
+    """Mean and std (ddof=1; 0 for one value) correctly rounded (``statistics``: fsum, exact fractions),
+    min, max and count."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": statistics.fmean(values), "std": std, "min": min(values), "max": max(values),
+            "count": len(values)}
 
 
 def rip_trials(m, n, a, b, *, sparsity=(5, 10, 20), n_samples=1000, trials=10, seed=0, scale="unit",
@@ -141,7 +174,7 @@ def rip_trials(m, n, a, b, *, sparsity=(5, 10, 20), n_samples=1000, trials=10, s
               "trials": trials, "seed": seed, "scale": scale, "kind": kind, "estimators": list(estimators),
               "percentile": percentile, "budget_seconds": budget_seconds, "device": device,
               "max_supports": max_supports}
-    return RipTrials(config, pd.DataFrame(rows), pd.DataFrame(coh))
+    return RipTrials(config, rows, coh)
 
 
 def _trial_task(m, n, a, b, seed, trial, kwargs):
