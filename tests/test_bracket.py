@@ -128,8 +128,9 @@ def test_kron_gershgorin_bit_identical_to_before(rounded):
 @pytest.mark.parametrize("shape", [(512, 256, 32, 8), (40, 30, 12, 6), (12, 10, 4, 3)])
 @pytest.mark.parametrize("seed", range(4))
 def test_rip_bracket_identical_to_before(shape, seed):
-    """Same lower bounds and supports, same pre-issue-16 upper candidates; the only new candidate
-    (group) can only tighten the upper bound."""
+    """Same pre-issue-16 upper candidates and lower candidates; the new upper candidates (group,
+    coupling) can only tighten the upper bound, and the rectangles built from the coupling bound's
+    extra exact enumerations can only raise the lower bound."""
     d = KroneckerDictionary.from_seed(*shape, seed=seed)
     for s in (2, 5, 9):
         new = rip_bracket(d, s, n_random=50, seed=seed).to_dict()
@@ -138,16 +139,28 @@ def test_rip_bracket_identical_to_before(shape, seed):
             rec.pop("seconds")
             for side in ("left", "right"):
                 rec["factor_exact"][side].pop("supports_per_second")
-        group = {side: new["upper_candidates"][side].pop("group") for side in ("plus", "minus")}
+        added = {side: [new["upper_candidates"][side].pop(k) for k in ("group", "coupling")
+                        if k in new["upper_candidates"][side]] for side in ("plus", "minus")}
         new_upper, old_upper = new.pop("upper"), old.pop("upper")
         new_by, old_by = new.pop("upper_by"), old.pop("upper_by")
+        lower_new = {k: new.pop(k) for k in ("lower", "lower_by", "lower_support", "delta", "lower_candidates")}
+        lower_old = {k: old.pop(k) for k in ("lower", "lower_by", "lower_support", "delta", "lower_candidates")}
         assert new == old, (shape, seed, s)
+        for name, cand in lower_old["lower_candidates"].items():
+            if name.startswith("rectangle"):
+                assert lower_new["lower_candidates"][name]["delta"] >= cand["delta"]
+            else:
+                assert lower_new["lower_candidates"][name] == cand
+        assert lower_new["lower"] >= lower_old["lower"]
+        if not lower_new["lower_by"].startswith("rectangle"):
+            assert [lower_new[k] for k in ("lower", "lower_by", "lower_support")] == \
+                [lower_old[k] for k in ("lower", "lower_by", "lower_support")]
         assert new_upper <= old_upper
-        if not new_by.startswith("group"):
+        if not new_by.startswith(("group", "coupling")):
             assert (new_upper, new_by) == (old_upper, old_by)
         else:
-            assert new_upper == pytest.approx(max(min(group["plus"], *old["upper_candidates"]["plus"].values()),
-                                                  min(group["minus"], *old["upper_candidates"]["minus"].values())),
+            assert new_upper == pytest.approx(max(min(*added["plus"], *old["upper_candidates"]["plus"].values()),
+                                                  min(*added["minus"], *old["upper_candidates"]["minus"].values())),
                                               rel=1e-11)
 
 

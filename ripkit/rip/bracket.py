@@ -36,6 +36,12 @@ Upper bounds (proofs)
                 largest R-group (elements sharing an R-index) has g_R elements and
                 which spans |J| R-indices has λ_max ≤ Λ_L(g_R)·Λ_R(|J|), with
                 g_R + |J| − 1 ≤ s, and symmetrically; never looser than kron-product;
+    coupling    (``ripkit.rip.coupling.coupling_bound``, proof there) per split of a support
+                by one factor's index set J and group sizes g, λ_max(G_S) ≤ λ_max(M) with
+                M = D^½|G_X[J,J]|D^½, D = diag(Λ(g_l)) (and a λ_min twin), maximised over every
+                (J, g); tried when the (J, g) pairs are few enough, with the factors' profiles
+                then enumerated further (``COUPLING_SUPPORTS``, default cap only), whose exact
+                supports also give the rectangles;
     psd         λ⁻ ≥ 0, so the lower side never exceeds 1.
 """
 from __future__ import annotations
@@ -47,6 +53,7 @@ import numpy as np
 
 from ripkit.projections import as_generator
 from ripkit.rip.adversarial import DenseGram, KronGram, adversarial_search
+from ripkit.rip.coupling import coupling_bound, coupling_evaluations
 from ripkit.rip.estimators import support_rip
 from ripkit.rip.exhaustive import enumeration_feasible, exact_rip
 from ripkit.rip.torch_path import TorchKronGram, resolve_device
@@ -60,6 +67,11 @@ MAX_SUPPORTS = 2_000_000
 MAX_SUPPORTS_CUDA = 1_000_000_000
 #: Ψ itself is enumerated only if its ab×ab Gram fits in this many bytes.
 MAX_PSI_GRAM_BYTES = 1 << 30
+#: The coupling bound is tried on a split only if it has at most this many (J, g) pairs.
+MAX_COUPLING_EVALUATIONS = 4_000_000
+#: With the default cap, supports each factor may additionally enumerate (cheapest sizes first) for
+#: the coupling bound: about 3 s on two cores at s = 5 (C(128, 5) = 2.6·10⁸).
+COUPLING_SUPPORTS = 300_000_000
 #: Relative widening of both sides against floating-point rounding in eigenvalues.
 FP_MARGIN = 1e-12
 
@@ -141,7 +153,10 @@ def _rectangles(fl: dict, fr_by_size: dict, a: int, s: int, c: float):
     """Best rectangle supports I×J, |I|·|J| ≤ s, per side, from the factors' worst supports."""
     best = {"max": (-np.inf, ()), "min": (np.inf, ())}
     for p, left in fl.items():
-        right = fr_by_size[min(s // p, max(fr_by_size))]
+        fits = [q for q in fr_by_size if q <= s // p]
+        if not fits:
+            continue
+        right = fr_by_size[max(fits)]  # Λ, λ are monotone in the size: the largest size that fits
         for side, key_val, key_sup in (("max", "lam_max_lo", "support_max"), ("min", "lam_min_hi", "support_min")):
             lam = left[key_val] * right[key_val]
             if (side == "max" and lam > best[side][0]) or (side == "min" and lam < best[side][0]):
@@ -149,6 +164,20 @@ def _rectangles(fl: dict, fr_by_size: dict, a: int, s: int, c: float):
                 best[side] = (lam, sup)
     return {"rectangle(+)": (best["max"][0] / c - 1.0, best["max"][1]),
             "rectangle(-)": (1.0 - best["min"][0] / c, best["min"][1])}
+
+
+def _with_exact(found: dict, exact: dict) -> dict:
+    """``factor_extremes`` results by size, with every exactly enumerated size's extremes and supports."""
+    out = dict(found)
+    for t, ex in exact.items():
+        out[t] = {"lam_max_lo": ex.lam_max, "support_max": ex.support_max,
+                  "lam_min_hi": ex.lam_min, "support_min": ex.support_min}
+    return out
+
+
+def _tighter(profile, other):
+    """Elementwise the tighter of two (upper on Λ, lower on λ) profiles (both valid bounds)."""
+    return np.fmin(profile[0], other[0]), np.fmax(profile[1], other[1])
 
 
 def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: int = 1000, restarts: int = 2,
@@ -188,6 +217,7 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
     """
     t0 = time.perf_counter()
     device = resolve_device(device)
+    default_cap = max_supports is None
     if max_supports is None:
         max_supports = MAX_SUPPORTS_CUDA if device is not None and device.startswith("cuda") else MAX_SUPPORTS
     c = dictionary.isometry_scale
@@ -202,11 +232,17 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
         ev_l, ev_r = np.linalg.eigvalsh(g_left), np.linalg.eigvalsh(g_right)
         memo = _no_memo
 
-    def memo_l(key, compute):
-        return memo(("left",) + key, compute)
+    exact = {"left": {}, "right": {}}  # t -> ExactRip of each factor enumerated so far (for rectangles)
 
-    def memo_r(key, compute):
-        return memo(("right",) + key, compute)
+    def side_memo(side):
+        def side_memo_call(key, compute):
+            out = memo((side,) + key, compute)
+            if key[0] == "exact_rip":
+                exact[side][key[1]] = out
+            return out
+        return side_memo_call
+
+    memo_l, memo_r = side_memo("left"), side_memo("right")
 
     rng_seeds = _seed_sequence(seed).spawn(4)
     lower, upper_plus, upper_minus = {}, {}, {}
@@ -261,6 +297,26 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
     prof_r = factor_profile(g_right, s, fr, ev_r, max_supports=max_supports, device=device, memo=memo_r)
     up, dn = group_bound(*prof_l, *prof_r, s)
     upper_plus["group"], upper_minus["group"] = up / c - 1.0, 1.0 - dn / c
+    # -- upper: the coupling bound (ripkit.rip.coupling) on each split it can afford; for it the
+    # factors are enumerated further (default cap only), which also gives exact rectangles
+    splits = [(g_split, split, other) for g_split, d_split, d_other, split, other in
+              ((g_right, b, a, "right", "left"), (g_left, a, b, "left", "right"))
+              if coupling_evaluations(d_split, d_other, s, stop_above=MAX_COUPLING_EVALUATIONS)
+              <= MAX_COUPLING_EVALUATIONS]
+    if splits:
+        extra = COUPLING_SUPPORTS if default_cap else 0
+        prof = {"left": _tighter(prof_l, factor_profile(g_left, s, {}, ev_l, max_supports=max_supports, device=device,
+                                                        memo=memo_l, extra_supports=extra)),
+                "right": _tighter(prof_r, factor_profile(g_right, s, {}, ev_r, max_supports=max_supports,
+                                                         device=device, memo=memo_r, extra_supports=extra))}
+        bounds = [coupling_bound(g_split, *prof[split], *prof[other], s, max_evaluations=MAX_COUPLING_EVALUATIONS)
+                  for g_split, split, other in splits]
+        upper_plus["coupling"] = min(u for u, _ in bounds) / c - 1.0
+        upper_minus["coupling"] = 1.0 - max(d for _, d in bounds) / c
+        exact_rect = _rectangles(_with_exact(fl, exact["left"]), _with_exact(fr, exact["right"]), a, s, c)
+        for name, value in exact_rect.items():
+            if value[0] > lower[name][0]:
+                lower[name] = value
 
     # -- both sides at once when Ψ's own supports can be enumerated
     if enumeration_feasible(a * b, s, max_supports) and 8 * (a * b) ** 2 <= MAX_PSI_GRAM_BYTES:

@@ -37,6 +37,8 @@ group       (:func:`group_bound`) for a support S ⊂ I×J (I, J its L- and R-in
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ripkit._numba import lazy_kernel
@@ -178,7 +180,7 @@ def gershgorin_profile(gram: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray
 
 
 def factor_profile(gram: np.ndarray, s: int, known: dict, eigenvalues: np.ndarray, *, max_supports: int,
-                   device=None, memo=None) -> tuple[np.ndarray, np.ndarray]:
+                   device=None, memo=None, extra_supports: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Upper bounds on Λ(t) and lower bounds on λ(t) ≥ 0 of one factor Gram for t = 1..min(s, d).
 
     ``known[t]`` (``factor_extremes`` results) is used where given; other sizes are
@@ -187,14 +189,26 @@ def factor_profile(gram: np.ndarray, s: int, known: dict, eigenvalues: np.ndarra
     so a bound at a larger size also holds at every smaller one: both arrays are
     tightened by suffix min / max.  Index 0 is unused.  ``memo(key, compute)`` may store
     the enumerations and the Gershgorin profile (they depend on the Gram matrix alone).
+    ``extra_supports``: sizes over ``max_supports`` are also enumerated, cheapest first, while
+    their supports add up to at most this many (the coupling bound's budget).
     """
     memo = memo or (lambda key, compute: compute())
     d = gram.shape[0]
     top = min(s, d)
     g_hi, g_lo = memo(("gershgorin_profile", top), lambda: gershgorin_profile(gram, top))
     hi, lo = np.full(top + 1, np.nan), np.full(top + 1, np.nan)
+    extra, spent = set(), 0
+    for t in sorted((t for t in range(2, top + 1) if t not in known and not enumeration_feasible(d, t, max_supports)),
+                    key=lambda t: math.comb(d, t)):
+        spent += math.comb(d, t)
+        if spent > extra_supports:
+            break
+        extra.add(t)
     for t in range(1, top + 1):
-        if t in known:
+        if t in extra:
+            ex = memo(("exact_rip", t), lambda: exact_rip(gram, t, max_supports=math.comb(d, t), device=device))
+            hi[t], lo[t] = ex.lam_max, ex.lam_min
+        elif t in known:
             hi[t], lo[t] = known[t]["lam_max_hi"], known[t]["lam_min_lo"]
         elif t == 1:
             hi[t], lo[t] = float(np.max(np.diag(gram))), float(np.min(np.diag(gram)))
