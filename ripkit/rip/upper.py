@@ -190,17 +190,18 @@ def factor_profile(gram: np.ndarray, s: int, known: dict, eigenvalues: np.ndarra
     tightened by suffix min / max.  Index 0 is unused.  ``memo(key, compute)`` may store
     the enumerations and the Gershgorin profile (they depend on the Gram matrix alone).
     ``extra_supports``: sizes over ``max_supports`` are also enumerated, cheapest first, while
-    their supports add up to at most this many (the coupling bound's budget).
+    their supports, weighted (t/5)² for t > 5, add up to at most this many (the coupling bound's budget).
     """
     memo = memo or (lambda key, compute: compute())
     d = gram.shape[0]
     top = min(s, d)
     g_hi, g_lo = memo(("gershgorin_profile", top), lambda: gershgorin_profile(gram, top))
     hi, lo = np.full(top + 1, np.nan), np.full(top + 1, np.nan)
-    extra, spent = set(), 0
+    extra, spent = set(), 0.0
+    # a support of size t costs about t² (its certificate): budgeted as (t/5)² supports of size 5
     for t in sorted((t for t in range(2, top + 1) if t not in known and not enumeration_feasible(d, t, max_supports)),
-                    key=lambda t: math.comb(d, t)):
-        spent += math.comb(d, t)
+                    key=lambda t: math.comb(d, t) * max(1.0, (t / 5) ** 2)):
+        spent += math.comb(d, t) * max(1.0, (t / 5) ** 2)
         if spent > extra_supports:
             break
         extra.add(t)
