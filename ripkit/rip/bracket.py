@@ -203,7 +203,9 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
         None: run every start to completion (deterministic).
     max_supports : int, optional
         Enumerate exactly when C(·, ·) is at most this (default ``MAX_SUPPORTS``,
-        ``MAX_SUPPORTS_CUDA`` on a CUDA device).
+        ``MAX_SUPPORTS_CUDA`` on a CUDA device).  With the default, a factor whose
+        profile feeds the coupling bound is enumerated further (``COUPLING_SUPPORTS``);
+        an explicit value is the cap everywhere.
     device : None, 'cpu', 'auto', 'cuda', 'cuda:N' or 'torch-cpu'
         Where exact enumeration and the candidate scoring of the search run
         (``ripkit.rip.torch_path.resolve_device``); the same results on every device

@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "cuda[:N]: torch on a CUDA GPU); same results everywhere for the same --max-supports")
     p.add_argument("--max-supports", type=positive_int, default=None,
                    help="bracket: enumerate exactly up to this many supports per side "
-                        "(default 2000000 on the CPU, 1000000000 on CUDA)")
+                        "(default 2000000 on the CPU, 1000000000 on CUDA, and up to 300000000 more per "
+                        "factor for the coupling bound; a given value is the cap everywhere)")
     p.add_argument("--theory-c", type=positive_float, default=1.0, help="C in C*sqrt(s ln(ab)/(mn))")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
     p.add_argument("--out", type=writable_file, help="write the output to this file instead of stdout")
