@@ -9,17 +9,7 @@ from ripkit.rip.bracket import rip_bracket
 from ripkit.rip.coupling import _compositions, _n_compositions, coupling_bound, coupling_evaluations
 from ripkit.rip.exhaustive import exact_rip
 from ripkit.rip.upper import group_bound
-
-
-def _exact_profile(gram, s):
-    """Λ(t), λ(t) for t = 1..min(s, d) by itertools and LAPACK on every support (index 0 unused)."""
-    d = gram.shape[0]
-    hi, lo = [np.nan], [np.nan]
-    for t in range(1, min(s, d) + 1):
-        ev = [np.linalg.eigvalsh(gram[np.ix_(c, c)]) for c in itertools.combinations(range(d), t)]
-        hi.append(max(e[-1] for e in ev))
-        lo.append(min(e[0] for e in ev))
-    return np.array(hi), np.maximum(np.array(lo), 0.0)
+from _brute import exact_profile
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -32,8 +22,8 @@ def test_per_support_inequality_and_bound_hold_on_every_support(seed):
     g_left, g_right = d.gram_factors()
     gram = np.kron(g_right, g_left)
     for s in (2, 3, 4, 5):
-        hl, ll = _exact_profile(g_left, s)
-        hr, lr = _exact_profile(g_right, s)
+        hl, ll = exact_profile(g_left, s)
+        hr, lr = exact_profile(g_right, s)
         lam_plus, lam_minus = -np.inf, np.inf
         for sup in itertools.combinations(range(a * b), s):
             ev = np.linalg.eigvalsh(gram[np.ix_(sup, sup)])

@@ -6,6 +6,7 @@ import pytest
 
 from ripkit.kron import KroneckerDictionary
 from ripkit.rip.upper import factor_profile, gershgorin_profile, gram_gershgorin, group_bound
+from _brute import exact_profile
 
 
 @pytest.mark.parametrize("d", [1, 2, 3, 7])
@@ -20,23 +21,12 @@ def test_factor_profile_is_monotone_and_brackets_the_exact_constants():
     x = np.random.default_rng(1).standard_normal((6, 9))
     gram = x.T @ x
     hi, lo = factor_profile(gram, 5, {}, np.linalg.eigvalsh(gram), max_supports=1)  # bounds only
-    ex_hi, ex_lo = _exact_profile(gram, 5)
+    ex_hi, ex_lo = exact_profile(gram, 5)
     assert np.all(np.diff(hi[1:]) >= 0) and np.all(np.diff(lo[1:]) <= 0)
     assert np.all(hi[1:] >= ex_hi[1:] - 1e-12) and np.all(lo[1:] <= ex_lo[1:] + 1e-12)
     hi, lo = factor_profile(gram, 5, {}, np.linalg.eigvalsh(gram), max_supports=10**6)  # exact
     np.testing.assert_allclose(hi[1:], ex_hi[1:], rtol=1e-12)
     np.testing.assert_allclose(lo[1:], ex_lo[1:], rtol=1e-12, atol=1e-12)
-
-
-def _exact_profile(gram, s):
-    """Λ(t) and λ(t) for t = 1..min(s, d) by itertools and LAPACK on every support (index 0 unused)."""
-    d = gram.shape[0]
-    hi, lo = [np.nan], [np.nan]
-    for t in range(1, min(s, d) + 1):
-        ev = [np.linalg.eigvalsh(gram[np.ix_(c, c)]) for c in itertools.combinations(range(d), t)]
-        hi.append(max(e[-1] for e in ev))
-        lo.append(min(e[0] for e in ev))
-    return np.array(hi), np.maximum(np.array(lo), 0.0)
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -49,8 +39,8 @@ def test_group_bound_holds_for_every_support(seed):
     g_left, g_right = d.gram_factors()
     gram = np.kron(g_right, g_left)
     for s in (2, 3, 4, 5):
-        hl, ll = _exact_profile(g_left, s)
-        hr, lr = _exact_profile(g_right, s)
+        hl, ll = exact_profile(g_left, s)
+        hr, lr = exact_profile(g_right, s)
         lam_plus, lam_minus = -np.inf, np.inf
         for sup in itertools.combinations(range(a * b), s):
             ks, ls = [j % a for j in sup], [j // a for j in sup]
@@ -73,14 +63,14 @@ def test_group_bound_is_exact_on_diagonal_factors_and_never_above_kron_product()
     # diagonal factors: λ_max(G_S) is the largest product d_L(k)·d_R(l) on S and the group bound is exact;
     # on random factors it is never above the Kronecker-product bound built from the same constants
     g_left, g_right = np.diag([1.0, 2.0, 3.0]), np.diag([1.0, 1.5])
-    hl, ll = _exact_profile(g_left, 3)
-    hr, lr = _exact_profile(g_right, 3)
+    hl, ll = exact_profile(g_left, 3)
+    hr, lr = exact_profile(g_right, 3)
     assert group_bound(hl, ll, hr, lr, 3) == pytest.approx((4.5, 1.0))
     for seed in range(20):
         rng = np.random.default_rng(seed)
         x, y = rng.standard_normal((5, 4)), rng.standard_normal((6, 3))
-        hl, ll = _exact_profile(x.T @ x, 3)
-        hr, lr = _exact_profile(y.T @ y, 3)
+        hl, ll = exact_profile(x.T @ x, 3)
+        hr, lr = exact_profile(y.T @ y, 3)
         up, dn = group_bound(hl, ll, hr, lr, 3)
         assert up <= hl[3] * hr[3] * (1 + 1e-15) and dn >= ll[3] * lr[3] * (1 - 1e-15)
 

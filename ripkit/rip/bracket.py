@@ -232,7 +232,12 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
     else:
         g_left, g_right = gram
         ev_l, ev_r = np.linalg.eigvalsh(g_left), np.linalg.eigvalsh(g_right)
-        memo = _no_memo
+        store = {}  # this call's own memo: the factor profiles reuse the enumerations of factor_extremes
+
+        def memo(key, compute):
+            if key not in store:
+                store[key] = compute()
+            return store[key]
 
     exact = {"left": {}, "right": {}}  # t -> ExactRip of each factor enumerated so far (for rectangles)
 
