@@ -18,8 +18,10 @@ enumeration exact enumeration (``exact_rip``) on a 28-column Gram: supports per
             kernel before issue 16, with the measured DGEMM rate for scale; CUDA when
             present, else the GPU rows say it was not measured;
 bounds      certified bracket widths per paper preset with the bounds before issue 16,
-            with the ``group`` bound (ripkit.rip.upper) and with the ``coupling`` bound
-            (ripkit.rip.coupling), at the default settings and, for s = 5, with an
+            with the ``group`` bound (ripkit.rip.upper), with the ``coupling`` bound
+            (ripkit.rip.coupling), and with Λ(t) by branch and bound
+            (ripkit.rip.branch_bound) and the over-full rectangle starts
+            (ripkit.rip.grids), at the default settings and, for s = 5, with an
             explicit cap of 3·10⁸ supports.
 
 Run:  python studies/bench_rip.py [--quick] [--threads 1]   (full: about 15 min on 2 cores)
@@ -27,6 +29,7 @@ Writes <out>/bench_rip.{csv,md} (figures/ with --update-figures).
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import math
@@ -45,6 +48,7 @@ from ripkit._cli import positive_float, positive_int
 from ripkit.coherence import kron_coherence
 from ripkit.kron import KroneckerDictionary
 from ripkit.rip import PRESETS, isometry_ratios, sample_sparse_vectors
+from ripkit.rip import bracket as bracket_module
 from ripkit.rip.bracket import rip_bracket
 from ripkit.rip.exhaustive import exact_rip
 from ripkit.rip.trials import estimate_dictionary, trial_dictionary
@@ -251,21 +255,41 @@ def bench_bounds(args):
         p = PRESETS[name]
         for t in range(trials):
             d = trial_dictionary(p.m, p.n, p.a, p.b, args.seed, t)
+            d_prev = trial_dictionary(p.m, p.n, p.a, p.b, args.seed, t)  # its own memo, the same history
             for s in (5, 10, 20):
                 caps = [None] + ([args.exact_cap] if (s == 5 and t == 0 and not args.quick) else [])
                 for cap in caps:
-                    br = rip_bracket(d, s, seed=np.random.SeedSequence(args.seed, spawn_key=(t, 2, s)),
-                                     max_supports=cap)
+                    key = (t, 2, s)  # a fresh SeedSequence per call: spawning children advances one
+                    br = rip_bracket(d, s, seed=np.random.SeedSequence(args.seed, spawn_key=key), max_supports=cap)
                     old = _upper_without(br, {"group", "coupling"})  # the bounds before issue 16
                     mid = _upper_without(br, {"coupling"})  # … with the group bound
+                    with _without_branch_bound_and_grids():
+                        prev = rip_bracket(d_prev, s, seed=np.random.SeedSequence(args.seed, spawn_key=key),
+                                           max_supports=cap)
                     rows.append({"section": "bounds", "case": name, "trial": t, "s": s,
                                  "cap": cap or 2_000_000, "lower": br.lower, "upper_without_group": old,
-                                 "upper_without_coupling": mid, "upper": br.upper, "upper_by": br.upper_by,
+                                 "upper_without_coupling": mid, "lower_without_bb": prev.lower,
+                                 "upper_without_bb": prev.upper, "upper": br.upper, "upper_by": br.upper_by,
                                  "width_without_group_pct": 100 * (old - br.lower) / br.lower,
                                  "width_without_coupling_pct": 100 * (mid - br.lower) / br.lower,
-                                 "width_pct": 100 * (br.upper - br.lower) / br.lower, "seconds": br.seconds})
+                                 "width_without_bb_pct": 100 * (prev.upper - prev.lower) / prev.lower,
+                                 "width_pct": 100 * (br.upper - br.lower) / br.lower, "seconds": br.seconds,
+                                 "seconds_without_bb": prev.seconds})
         print(f"bounds {name}: done", flush=True)
     return rows
+
+
+@contextlib.contextmanager
+def _without_branch_bound_and_grids():
+    """``rip_bracket`` as it was with the coupling bound alone: no Λ(t) by branch and bound
+    (``ripkit.rip.branch_bound``) and no over-full rectangle starts (``ripkit.rip.grids``)."""
+    saved = bracket_module.BRANCH_BOUND_SUPPORTS, bracket_module.grid_starts
+    bracket_module.BRANCH_BOUND_SUPPORTS = 0
+    bracket_module.grid_starts = lambda *args, **kwargs: {"max": [], "min": []}
+    try:
+        yield
+    finally:
+        bracket_module.BRANCH_BOUND_SUPPORTS, bracket_module.grid_starts = saved
 
 
 def _upper_without(br, names) -> float:
@@ -349,22 +373,30 @@ def write_markdown(df, env_start, env_end, args, path):
                       "path (identical results).", ""]
     if "bounds" in sec:
         u = sec["bounds"]
-        cols = ["lower", "upper_without_group", "upper_without_coupling", "upper"]
-        widths = ["width_without_group_pct", "width_without_coupling_pct", "width_pct"]
+        cols = ["lower", "upper_without_group", "upper_without_coupling", "lower_without_bb", "upper_without_bb",
+                "upper"]
+        widths = ["width_without_group_pct", "width_without_coupling_pct", "width_without_bb_pct", "width_pct"]
         agg = {c: (c, "mean") for c in cols + widths} | {"upper_by": ("upper_by", lambda x: x.mode()[0]),
                                                          "max_width_pct": ("width_pct", "max"),
+                                                         "max_width_without_bb_pct": ("width_without_bb_pct", "max"),
                                                          "seconds": ("seconds", "mean"),
+                                                         "seconds_without_bb": ("seconds_without_bb", "mean"),
                                                          "dictionaries": ("trial", "count")}
         default = u[u.cap == u.cap.min()].groupby(["case", "s"], sort=False).agg(**agg).reset_index()
-        fmt = ({c: "{:.3f}".format for c in cols} | {c: "{:.1f} %".format for c in widths + ["max_width_pct"]}
-               | {"cap": "{:.0e}".format, "seconds": "{:.1f}".format})
-        lines += ["## Certified upper bounds: the group and coupling bounds", "",
+        fmt = ({c: "{:.3f}".format for c in cols}
+               | {c: "{:.1f} %".format for c in widths + ["max_width_pct", "max_width_without_bb_pct"]}
+               | {"cap": "{:.0e}".format, "seconds": "{:.1f}".format, "seconds_without_bb": "{:.1f}".format})
+        lines += ["## Certified brackets: the group and coupling bounds, branch and bound, over-full rectangles", "",
                   "Mean over dictionaries of the certified bracket with the default settings (enumeration cap "
-                  "2·10⁶ supports; up to 3·10⁸ more per factor where the coupling bound is tried); "
+                  "2·10⁶ supports; where the coupling bound is tried, up to 3·10⁸ more per factor and Λ(t) of "
+                  "larger sizes by branch and bound when it leaves ≤ 10⁹ supports); "
                   "`width` = (upper − lower) / lower; `upper_without_group`: the best of the bounds ripkit had "
                   "before issue 16 (spectral, Gershgorin, Kronecker product); `upper_without_coupling`: with the "
-                  "group bound too; `upper`: with the coupling bound (`ripkit.rip.coupling`); `max_width`: the "
-                  "widest bracket over the dictionaries; `seconds`: per bracket.", "",
+                  "group bound too; `*_without_bb`: the bracket (both sides) with the coupling bound but without "
+                  "Λ(t) by branch and bound (`ripkit.rip.branch_bound`) and without the over-full rectangle starts "
+                  "of the search on Ψ (`ripkit.rip.grids`), run on a second copy of the dictionary; `upper`, "
+                  "`lower`: with everything; `max_width`: the widest bracket over the dictionaries; `seconds`: "
+                  "per bracket.", "",
                   _table(default, list(default.columns), fmt), ""]
         five = default[default.s == 5]
         if len(five):

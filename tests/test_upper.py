@@ -83,3 +83,16 @@ def test_abs_off_diagonal_is_the_dense_formula_bit_for_bit():
         x = rng.standard_normal((d + 3, d))
         gram = x.T @ x
         np.testing.assert_array_equal(_abs_off_diagonal(gram), np.abs(gram - np.diag(np.diag(gram))))
+
+
+def test_factor_profile_takes_the_largest_eigenvalues_from_branch_and_bound():
+    x = np.random.default_rng(4).standard_normal((300, 22))
+    gram = x.T @ x / 300
+    ev = np.linalg.eigvalsh(gram)
+    bounds_hi, bounds_lo = factor_profile(gram, 5, {}, ev, max_supports=1)
+    hi, lo = factor_profile(gram, 5, {}, ev, max_supports=1, pruned_supports=10**6)
+    ex_hi, ex_lo = exact_profile(gram, 5)
+    np.testing.assert_allclose(hi[3:], ex_hi[3:], rtol=1e-12)  # t ≥ 3: exact Λ(t)
+    assert ex_hi[2] <= hi[2] <= hi[3] and np.all(hi[1:] <= bounds_hi[1:])  # t = 2: Λ(2) ≤ Λ(3), a bound
+    np.testing.assert_array_equal(lo, bounds_lo)  # the λ side keeps its bounds
+    assert np.all(lo[1:] <= ex_lo[1:] + 1e-12)

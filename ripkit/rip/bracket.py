@@ -7,7 +7,9 @@ separately and the two sides are combined at the end.
 
 Lower bounds (explicit supports; each is attained, so each is valid)
     random      best of the sampled random supports (``support_rip``);
-    adversarial greedy growth + swap search (``ripkit.rip.adversarial``);
+    adversarial greedy growth + swap search (``ripkit.rip.adversarial``), started also from
+                the best s cells of small over-full rectangles of the factors' worst
+                supports (``ripkit.rip.grids``);
     rectangle   I×J with |I|·|J| ≤ s: G_S = G_L[I,I] ⊗ G_R[J,J] (up to a
                 permutation), whose eigenvalues are the products of the
                 factors', so the factors' own worst supports give the best
@@ -41,7 +43,9 @@ Upper bounds (proofs)
                 M = D^½|G_X[J,J]|D^½, D = diag(Λ(g_l)) (and a λ_min twin), maximised over every
                 (J, g); tried when the (J, g) pairs are few enough, with the factors' profiles
                 then enumerated further (``COUPLING_SUPPORTS``, default cap only), whose exact
-                supports also give the rectangles;
+                supports also give the rectangles, and Λ(t) of the sizes still out of reach
+                computed exactly by branch and bound (``ripkit.rip.branch_bound``,
+                ``BRANCH_BOUND_SUPPORTS``);
     psd         λ⁻ ≥ 0, so the lower side never exceeds 1.
 """
 from __future__ import annotations
@@ -56,6 +60,7 @@ from ripkit.rip.adversarial import DenseGram, KronGram, adversarial_search
 from ripkit.rip.coupling import coupling_bound, coupling_evaluations
 from ripkit.rip.estimators import support_rip
 from ripkit.rip.exhaustive import enumeration_feasible, exact_rip
+from ripkit.rip.grids import grid_starts
 from ripkit.rip.torch_path import TorchKronGram, resolve_device
 from ripkit.rip.upper import factor_profile, gram_gershgorin, group_bound, kron_gershgorin
 
@@ -72,6 +77,8 @@ MAX_COUPLING_EVALUATIONS = 4_000_000
 #: With the default cap, supports each factor may additionally enumerate (cheapest sizes first) for
 #: the coupling bound: about 3 s on two cores at s = 5 (C(128, 5) = 2.6·10⁸).
 COUPLING_SUPPORTS = 300_000_000
+#: … and Λ(t) of each larger size by branch and bound when it leaves at most this many supports to enumerate.
+BRANCH_BOUND_SUPPORTS = 1_000_000_000
 #: Relative widening of both sides against floating-point rounding in eigenvalues.
 FP_MARGIN = 1e-12
 
@@ -166,12 +173,16 @@ def _rectangles(fl: dict, fr_by_size: dict, a: int, s: int, c: float):
             "rectangle(-)": (1.0 - best["min"][0] / c, best["min"][1])}
 
 
-def _with_exact(found: dict, exact: dict) -> dict:
-    """``factor_extremes`` results by size, with every exactly enumerated size's extremes and supports."""
+def _with_exact(found: dict, exact: dict, exact_max: dict) -> dict:
+    """``factor_extremes`` results by size, with every exactly enumerated size's extremes and supports,
+    and the Λ(t) side of sizes found by branch and bound."""
     out = dict(found)
     for t, ex in exact.items():
         out[t] = {"lam_max_lo": ex.lam_max, "support_max": ex.support_max,
                   "lam_min_hi": ex.lam_min, "support_min": ex.support_min}
+    for t, bb in exact_max.items():
+        if t in out and t not in exact:
+            out[t] = dict(out[t], lam_max_lo=bb.lam_max, support_max=bb.support_max)
     return out
 
 
@@ -240,12 +251,15 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
             return store[key]
 
     exact = {"left": {}, "right": {}}  # t -> ExactRip of each factor enumerated so far (for rectangles)
+    exact_max = {"left": {}, "right": {}}  # t -> BranchBoundMax: Λ(t) exact, the λ side not
 
     def side_memo(side):
         def side_memo_call(key, compute):
             out = memo((side,) + key, compute)
             if key[0] == "exact_rip":
                 exact[side][key[1]] = out
+            elif key[0] == "branch_bound_max" and out is not None:  # Λ(t) only, exact, with its support
+                exact_max[side][key[1]] = out
             return out
         return side_memo_call
 
@@ -277,16 +291,6 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
           for q in sizes_r}
     lower.update(_rectangles(fl, fr, a, s, c))
 
-    # -- lower: adversarial search on Ψ itself, seeded with the best random and rectangle supports
-    kg = KronGram(g_left, g_right) if device is None else TorchKronGram(g_left, g_right, device)
-    cut = False
-    for side, name, extra in (("max", "adversarial(+)", [lower["rectangle(+)"][1], random_lower.support]),
-                              ("min", "adversarial(-)", [lower["rectangle(-)"][1], random_lower.support])):
-        res = adversarial_search(kg, s, side, restarts=restarts, seed=rng_seeds[3], extra_starts=extra,
-                                 budget_seconds=budget_seconds)
-        cut = cut or res.budget_exhausted
-        lower[name] = ((res.eigenvalue / c - 1.0) if side == "max" else (1.0 - res.eigenvalue / c), res.support)
-
     # -- upper: spectral (whole matrix)
     min_l = max(ev_l[0], 0.0) if a <= dictionary.m else 0.0
     min_r = max(ev_r[0], 0.0) if b <= dictionary.n else 0.0
@@ -311,19 +315,38 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
               if coupling_evaluations(d_split, d_other, s, stop_above=MAX_COUPLING_EVALUATIONS)
               <= MAX_COUPLING_EVALUATIONS]
     if splits:
-        extra = COUPLING_SUPPORTS if default_cap else 0
+        budget = {"extra_supports": COUPLING_SUPPORTS if default_cap else 0,
+                  "pruned_supports": BRANCH_BOUND_SUPPORTS if default_cap else 0}
         prof = {"left": _tighter(prof_l, factor_profile(g_left, s, {}, ev_l, max_supports=max_supports, device=device,
-                                                        memo=memo_l, extra_supports=extra)),
+                                                        memo=memo_l, **budget)),
                 "right": _tighter(prof_r, factor_profile(g_right, s, {}, ev_r, max_supports=max_supports,
-                                                         device=device, memo=memo_r, extra_supports=extra))}
+                                                         device=device, memo=memo_r, **budget))}
+        # the group bound from these (tighter or equal) profiles too, so its candidate reports the best it gives
+        up, dn = group_bound(*prof["left"], *prof["right"], s)
+        upper_plus["group"] = min(upper_plus["group"], up / c - 1.0)
+        upper_minus["group"] = min(upper_minus["group"], 1.0 - dn / c)
         bounds = [coupling_bound(g_split, *prof[split], *prof[other], s, max_evaluations=MAX_COUPLING_EVALUATIONS)
                   for g_split, split, other in splits]
         upper_plus["coupling"] = min(u for u, _ in bounds) / c - 1.0
         upper_minus["coupling"] = 1.0 - max(d for _, d in bounds) / c
-        exact_rect = _rectangles(_with_exact(fl, exact["left"]), _with_exact(fr, exact["right"]), a, s, c)
+        exact_rect = _rectangles(_with_exact(fl, exact["left"], exact_max["left"]),
+                                 _with_exact(fr, exact["right"], exact_max["right"]), a, s, c)
         for name, value in exact_rect.items():
             if value[0] > lower[name][0]:
                 lower[name] = value
+
+    # -- lower: adversarial search on Ψ itself, seeded with the best random and rectangle supports and
+    # the best s cells of over-full rectangles of the factors' worst supports (every size found so far)
+    grids = grid_starts(g_left, g_right, _with_exact(fl, exact["left"], exact_max["left"]),
+                        _with_exact(fr, exact["right"], exact_max["right"]), s)
+    kg = KronGram(g_left, g_right) if device is None else TorchKronGram(g_left, g_right, device)
+    cut = False
+    for side, name, extra in (("max", "adversarial(+)", [lower["rectangle(+)"][1], random_lower.support]),
+                              ("min", "adversarial(-)", [lower["rectangle(-)"][1], random_lower.support])):
+        res = adversarial_search(kg, s, side, restarts=restarts, seed=rng_seeds[3], extra_starts=extra + grids[side],
+                                 budget_seconds=budget_seconds)
+        cut = cut or res.budget_exhausted
+        lower[name] = ((res.eigenvalue / c - 1.0) if side == "max" else (1.0 - res.eigenvalue / c), res.support)
 
     # -- both sides at once when Ψ's own supports can be enumerated
     if enumeration_feasible(a * b, s, max_supports) and 8 * (a * b) ** 2 <= MAX_PSI_GRAM_BYTES:

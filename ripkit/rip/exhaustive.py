@@ -252,12 +252,10 @@ def exact_rip(
         hi_val, lo_val, hi_sup, lo_sup, solved = enumerate_extremes(g, s, tasks, n_workers)
         seconds = time.perf_counter() - t0
         n_solved = int(solved.sum())
-        # each worker kept its lexicographically first support on ties: merge the same way
-        lam_max, sup_max = max(((v, tuple(int(i) for i in sup)) for v, sup in zip(hi_val, hi_sup) if v > -np.inf),
-                               key=lambda vs: (vs[0], tuple(-i for i in vs[1])))
+        lam_max, sup_max = merge_max(hi_val, hi_sup)
         lam_min, sup_min = min(((v, tuple(int(i) for i in sup)) for v, sup in zip(lo_val, lo_sup) if v < np.inf),
                                key=lambda vs: (vs[0], vs[1]))
-        lam_max, lam_min = float(lam_max), float(lam_min)
+        lam_min = float(lam_min)
 
     # 3. deltas relative to the isometry scale
     upper = lam_max / scale - 1.0
@@ -278,6 +276,14 @@ def exact_rip(
         n_solved=n_solved,
         isometry_scale=scale,
     )
+
+
+def merge_max(hi_val, hi_sup) -> tuple[float, tuple]:
+    """The workers' λ_max records merged: the largest, ties to the lexicographically first support
+    (each worker kept its own first one the same way)."""
+    lam, sup = max(((v, tuple(int(i) for i in sup)) for v, sup in zip(hi_val, hi_sup) if v > -np.inf),
+                   key=lambda vs: (vs[0], tuple(-i for i in vs[1])))
+    return float(lam), sup
 
 
 def exact_rip_matrix(phi, s: int, **kwargs) -> ExactRip:

@@ -42,7 +42,14 @@ import math
 import numpy as np
 
 from ripkit._numba import lazy_kernel
+from ripkit.rip.adversarial import DenseGram, adversarial_search
+from ripkit.rip.branch_bound import branch_bound_max, prefix_count
 from ripkit.rip.exhaustive import enumeration_feasible, exact_rip
+
+#: Branch and bound (``ripkit.rip.branch_bound``) bounds at most this many prefixes per size.
+MAX_PREFIXES = 20_000_000
+#: Starts of the search that gives branch and bound its incumbent (cheap on a factor Gram).
+INCUMBENT_RESTARTS = 50
 
 __all__ = ["gram_gershgorin", "kron_gershgorin", "gershgorin_profile", "factor_profile", "group_bound"]
 
@@ -180,7 +187,8 @@ def gershgorin_profile(gram: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray
 
 
 def factor_profile(gram: np.ndarray, s: int, known: dict, eigenvalues: np.ndarray, *, max_supports: int,
-                   device=None, memo=None, extra_supports: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                   device=None, memo=None, extra_supports: int = 0,
+                   pruned_supports: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Upper bounds on Λ(t) and lower bounds on λ(t) ≥ 0 of one factor Gram for t = 1..min(s, d).
 
     ``known[t]`` (``factor_extremes`` results) is used where given; other sizes are
@@ -190,7 +198,10 @@ def factor_profile(gram: np.ndarray, s: int, known: dict, eigenvalues: np.ndarra
     tightened by suffix min / max.  Index 0 is unused.  ``memo(key, compute)`` may store
     the enumerations and the Gershgorin profile (they depend on the Gram matrix alone).
     ``extra_supports``: sizes over ``max_supports`` are also enumerated, cheapest first, while
-    their supports, weighted (t/5)² for t > 5, add up to at most this many (the coupling bound's budget).
+    their supports, weighted (t/5)² for t > 5, add up to at most this many (the coupling bound's budget);
+    ``pruned_supports``: for each size still left, Λ(t) alone is computed exactly by branch and
+    bound (``ripkit.rip.branch_bound``) when the supports it cannot rule out, weighted the same
+    way, are at most this many.
     """
     memo = memo or (lambda key, compute: compute())
     d = gram.shape[0]
@@ -199,12 +210,23 @@ def factor_profile(gram: np.ndarray, s: int, known: dict, eigenvalues: np.ndarra
     hi, lo = np.full(top + 1, np.nan), np.full(top + 1, np.nan)
     extra, spent = set(), 0.0
     # a support of size t costs about t² (its certificate): budgeted as (t/5)² supports of size 5
-    for t in sorted((t for t in range(2, top + 1) if t not in known and not enumeration_feasible(d, t, max_supports)),
-                    key=lambda t: math.comb(d, t) * max(1.0, (t / 5) ** 2)):
-        spent += math.comb(d, t) * max(1.0, (t / 5) ** 2)
-        if spent > extra_supports:
+    rest = sorted((t for t in range(2, top + 1) if t not in known and not enumeration_feasible(d, t, max_supports)),
+                  key=lambda t: math.comb(d, t) * max(1.0, (t / 5) ** 2))
+    for t in rest:
+        cost = math.comb(d, t) * max(1.0, (t / 5) ** 2)
+        if spent + cost > extra_supports:
             break
+        spent += cost
         extra.add(t)
+    # sizes still out of reach: Λ(t) alone by branch and bound, each within its own budget
+    pruned = {}
+    for t in sorted(set(rest) - extra):
+        weight = max(1.0, (t / 5) ** 2)
+        if t >= 3 and pruned_supports >= weight and prefix_count(d, t) <= MAX_PREFIXES:
+            res = memo(("branch_bound_max", t, pruned_supports),
+                       lambda: _branch_bound(gram, t, pruned_supports / weight, memo))
+            if res is not None:
+                pruned[t] = res
     for t in range(1, top + 1):
         if t in extra:
             ex = memo(("exact_rip", t), lambda: exact_rip(gram, t, max_supports=math.comb(d, t), device=device))
@@ -218,10 +240,20 @@ def factor_profile(gram: np.ndarray, s: int, known: dict, eigenvalues: np.ndarra
             hi[t], lo[t] = ex.lam_max, ex.lam_min
         else:
             hi[t], lo[t] = min(eigenvalues[-1], g_hi[t]), max(eigenvalues[0], g_lo[t])
+            if t in pruned:
+                hi[t] = pruned[t].lam_max
     lo = np.maximum(lo, 0.0)  # a Gram matrix is PSD
     hi[1:] = np.minimum.accumulate(hi[1:][::-1])[::-1]
     lo[1:] = np.maximum.accumulate(lo[1:][::-1])[::-1]
     return hi, lo
+
+
+def _branch_bound(gram, t: int, max_supports: float, memo):
+    """``branch_bound_max`` with the adversarial search's best support as the incumbent (seed 0: the
+    result, when not None, is exact whatever the incumbent; a better one only prunes more)."""
+    dense, paths = memo(("search",), lambda: (DenseGram(gram), {}))
+    incumbent = adversarial_search(dense, t, "max", restarts=INCUMBENT_RESTARTS, seed=0, paths=paths)
+    return branch_bound_max(gram, t, incumbent.eigenvalue, max_supports=max_supports)
 
 
 def group_bound(hi_left, lo_left, hi_right, lo_right, s: int) -> tuple[float, float]:
