@@ -261,8 +261,9 @@ def write_md(df, thm, args, trials, seconds, llm_seconds, path):
            f"{llm_seconds:.0f} s. " if llm_seconds else ""),
         "`estimate` is the paper's 95th-percentile estimator (an estimate, not a bound). `random_best` (CSV) is the "
         "largest exact δ over the 1,000 sampled supports (a lower bound). `lower`/`upper` are certified: "
-        "lower = δ of an explicit support, upper = a proof (spectral, row-wise Gershgorin, Kronecker product "
-        "of the factors' exact or bounded constants); `*_by` names the bound that gave it (the most frequent one).", "",
+        "lower = δ of an explicit support, upper = a proof (spectral, row-wise Gershgorin, Kronecker product, "
+        "group and coupling bounds of the factors' exact or bounded constants, `ripkit.rip.bracket`); `*_by` names "
+        "the bound that gave it (the most frequent one).", "",
         "**Counting rule (stated before the numbers).** Per dictionary: *above* 0.5 if its certified lower bound "
         "exceeds 0.5, *below* if its certified upper bound is under 0.5, else undecided. A cell contradicts "
         "\"δ_s < 0.5 for all configurations\" when at least one dictionary is certified above; `above`, `below`, "

@@ -13,8 +13,12 @@ x = (u, v) on (P, Q),
 with α ≥ λ_max(G_P), β ≥ ‖G_PQ‖₂ and γ ≥ λ_max(G_Q).  Take γ = γ(max P), the largest λ_max of a
 pair after max P (closed form over all pairs, a suffix maximum), β² = the sum of the r largest
 c_j = Σ_{i∈P} G_ij² over the candidates j > max P (‖G_PQ‖₂² ≤ ‖G_PQ‖_F² = Σ_{j∈Q} c_j), and
-α = λ_max(G_P) solved (Jacobi), or a row-wise Gershgorin bound when that already rules P out.
-So every completion of P has λ_max(G_T) ≤ UB(P) = (α + γ)/2 + √(((α − γ)/2)² + β²).  ∎
+α = λ_max(G_P).  So every completion of P has λ_max(G_T) ≤ UB(P) = (α + γ)/2 + √(((α − γ)/2)² + β²).  ∎
+
+UB(P) < θ exactly when θ > γ and α < α* = θ − β²/(θ − γ) (θ·I minus the 2×2 matrix is positive
+definite), so λ_max(G_P) is never solved: a row-wise Gershgorin bound below α*, or a successful
+Cholesky factorisation of (α* − margin)·I − G_P (the enumerator's certificate, with its rounding
+margin), rules P out.
 
 *Order.*  The bound only sees candidates after max P, so the columns are first sorted by their
 Gershgorin bound for size t (G_ii plus the t − 1 largest |G_ij|, largest first): a prefix of
@@ -60,7 +64,7 @@ _PARALLEL_MIN_PREFIXES = 20_000
 
 @dataclass(frozen=True)
 class BranchBoundMax:
-    """Λ(t) of a Gram matrix and the (lexicographically first) support attaining it.
+    """Λ(t) of a Gram matrix and a support attaining it (the first in the sorted order on exact ties).
 
     ``n_prefixes`` prefixes of length t − 2 were bounded, ``n_kept`` could not be ruled out and
     their ``n_enumerated`` completions were enumerated (of C(d, t) supports in all).
