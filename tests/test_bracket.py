@@ -177,3 +177,25 @@ def test_torch_path_gives_the_same_bracket(seed):
             for side in ("left", "right"):
                 rec["factor_exact"][side].pop("supports_per_second")
         assert res == ref
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_branch_and_bound_brackets_contain_the_exact_delta(seed, monkeypatch):
+    """With a tiny default cap and no extra enumeration budget, the coupling bound's Λ(t) come from
+    branch and bound (ripkit.rip.branch_bound): the bracket still contains δ_s, enumerated on Ψ itself."""
+    import ripkit.rip.bracket as bracket_module
+    from ripkit.rip.exhaustive import exact_rip
+
+    monkeypatch.setattr(bracket_module, "MAX_SUPPORTS", 100)
+    monkeypatch.setattr(bracket_module, "COUPLING_SUPPORTS", 0)
+    for s in (3, 4, 5):
+        d = KroneckerDictionary.from_seed(40, 30, 12, 6, seed=seed)
+        br = rip_bracket(d, s, n_random=50, seed=seed)
+        memo_keys = d.__dict__["_memo"]
+        assert any(k[1] == "branch_bound_max" and memo_keys[k] is not None for k in memo_keys)  # it ran
+        ex = exact_rip(np.kron(*reversed(d.gram_factors())), s, max_supports=10**8)
+        assert br.lower <= ex.delta + 1e-10 <= br.upper + 2e-10, (seed, s)
+        monkeypatch.setattr(bracket_module, "BRANCH_BOUND_SUPPORTS", 0)
+        without = rip_bracket(KroneckerDictionary.from_seed(40, 30, 12, 6, seed=seed), s, n_random=50, seed=seed)
+        monkeypatch.setattr(bracket_module, "BRANCH_BOUND_SUPPORTS", 10**9)
+        assert br.upper <= without.upper
