@@ -25,4 +25,15 @@ def test_each_start_is_the_best_s_cells_of_its_rectangle():
         expected.sort(key=lambda vb: -vb[0] if side == "max" else vb[0])  # most extreme first
         assert starts[side] == [b for _, b in expected]
     assert len(grid_starts(g_left, g_right, found_l, found_r, s, keep=1)["max"]) == 1
+    # ``beat``: only starts strictly beyond the given value on their side
+    value = {side: [] for side in ("max", "min")}
+    for side in value:
+        for sup in starts[side]:
+            w = np.linalg.eigvalsh(gram[np.ix_(sup, sup)])
+            value[side].append(w[-1] if side == "max" else w[0])
+    bar = {"max": value["max"][0] - 1e-9, "min": value["min"][0] + 1e-9}  # only the best passes
+    assert grid_starts(g_left, g_right, found_l, found_r, s, keep=10, beat=bar) == \
+        {"max": starts["max"][:1], "min": starts["min"][:1]}
+    too_high = {"max": value["max"][0] + 1e-9, "min": value["min"][0] - 1e-9}
+    assert grid_starts(g_left, g_right, found_l, found_r, s, keep=10, beat=too_high) == {"max": [], "min": []}
     assert grid_starts(g_left, g_right, found_l, found_r, s, max_subsets=3) == {"max": [], "min": []}

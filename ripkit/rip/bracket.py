@@ -337,8 +337,10 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
 
     # -- lower: adversarial search on Ψ itself, seeded with the best random and rectangle supports and
     # the best s cells of over-full rectangles of the factors' worst supports (every size found so far)
+    # where those beat the rectangle already
+    rectangle = {"max": (1.0 + lower["rectangle(+)"][0]) * c, "min": (1.0 - lower["rectangle(-)"][0]) * c}
     grids = grid_starts(g_left, g_right, _with_exact(fl, exact["left"], exact_max["left"]),
-                        _with_exact(fr, exact["right"], exact_max["right"]), s)
+                        _with_exact(fr, exact["right"], exact_max["right"]), s, beat=rectangle)
     kg = KronGram(g_left, g_right) if device is None else TorchKronGram(g_left, g_right, device)
     cut = False
     for side, name, extra in (("max", "adversarial(+)", [lower["rectangle(+)"][1], random_lower.support]),
