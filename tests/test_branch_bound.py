@@ -65,6 +65,12 @@ def test_exact_ties_resolve_to_the_first_support():
 
 def test_refuses_what_it_cannot_do():
     gram = _near_isometric_gram(1, 20, 200)
+    with pytest.raises(ValueError, match="symmetric square"):
+        branch_bound_max(gram[:, :5], 4, 1.0, max_supports=10**6)
+    asym = gram.copy()
+    asym[0, 1] += 1e-3
+    with pytest.raises(ValueError, match="must be symmetric"):
+        branch_bound_max(asym, 4, 1.0, max_supports=10**6)
     with pytest.raises(ValueError, match="t=2 must be in"):
         branch_bound_max(gram, 2, 1.0, max_supports=10**6)
     with pytest.raises(ValueError, match="must be attained"):

@@ -51,6 +51,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from ripkit._checks import check_matrix
 from ripkit._numba import lazy_kernel
 from ripkit.rip._enumerate import _unrank, block_extremes, enumerate_extremes, margin_factor
 from ripkit.rip.exhaustive import _binomial_table, merge_max
@@ -204,9 +205,18 @@ def branch_bound_max(gram: np.ndarray, t: int, incumbent: float, *, max_supports
     Raises
     ------
     ValueError
-        t outside [3, d], or an ``incumbent`` above every support's λ_max (not attained: pruning
-        against it could drop the maximum, so nothing is returned).
+        ``gram`` not square or not symmetric (to 1e-8 relative, as ``exact_rip``), t outside
+        [3, d], or an ``incumbent`` above every support's λ_max (not attained: pruning against
+        it could drop the maximum, so nothing is returned).
     """
+    gram = check_matrix("gram", gram)
+    if gram.shape[0] != gram.shape[1]:
+        raise ValueError(f"gram must be a symmetric square matrix, got shape {gram.shape}")
+    if not np.array_equal(gram, gram.T):  # as exact_rip: a rounding-level asymmetry is symmetrised
+        asym, allowed = float(np.max(np.abs(gram - gram.T))), 1e-8 * max(1.0, float(np.max(np.abs(gram))))
+        if asym > allowed:
+            raise ValueError(f"gram must be symmetric: max |gram - gram.T| = {asym:.3g} exceeds {allowed:.3g}")
+        gram = 0.5 * (gram + gram.T)
     d = gram.shape[0]
     if not 3 <= t <= d:
         raise ValueError(f"t={t} must be in [3, d={d}]")
