@@ -115,20 +115,19 @@ SMOLLM2_COMMON = ("--model", "smollm2", "--task", "lm", "--data", "rotten-tomato
 
 def smollm2_runs() -> list[Run]:
     runs = []
-    gpu = GPU
     for s in MAIN_SEEDS:
         for name, flags in _methods(s):
             flags = tuple(SMOLLM2_LR.get(f, f) for f in flags)
-            runs.append(Run(name, "smollm2", "main", (*SMOLLM2_COMMON, *flags, "--seed", str(s)), gpu))
+            runs.append(Run(name, "smollm2", "main", (*SMOLLM2_COMMON, *flags, "--seed", str(s)), GPU))
     for s in MAIN_SEEDS:
         runs.append(Run(f"cps-lora-random-k2-r8-s{s}", "smollm2", "control",
                         (*SMOLLM2_COMMON, "--method", "cps-lora", "--k", "2", "--r", "8", "--lr", "5e-4",
-                         "--repartition-every", "100", "--partitioner", "random", "--seed", str(s)), gpu))
+                         "--repartition-every", "100", "--partitioner", "random", "--seed", str(s)), GPU))
     for k in (4, 8):
         for s in EXTRA_SEEDS:
             runs.append(Run(f"cps-lora-k{k}-r8-s{s}", "smollm2", "granularity",
                             (*SMOLLM2_COMMON, "--method", "cps-lora", "--k", str(k), "--r", "8", "--lr", "5e-4",
-                             "--repartition-every", "100", "--seed", str(s)), gpu))
+                             "--repartition-every", "100", "--seed", str(s)), GPU))
     return runs
 
 

@@ -13,3 +13,13 @@ def exact_profile(gram, s):
         hi.append(max(e[-1] for e in ev))
         lo.append(min(e[0] for e in ev))
     return np.array(hi), np.maximum(np.array(lo), 0.0)
+
+
+def small_kron(seed, m, n, a, b):
+    """(dictionary, G_L, G_R, ΨᵀΨ = G_R ⊗ G_L) of a Gaussian Kronecker dictionary small enough to enumerate."""
+    from ripkit.kron import KroneckerDictionary
+
+    rng = np.random.default_rng(seed)
+    d = KroneckerDictionary(rng.standard_normal((m, a)), rng.standard_normal((b, n)))
+    g_left, g_right = d.gram_factors()
+    return d, g_left, g_right, np.kron(g_right, g_left)

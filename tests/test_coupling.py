@@ -9,18 +9,15 @@ from ripkit.rip.bracket import rip_bracket
 from ripkit.rip.coupling import _compositions, _n_compositions, coupling_bound, coupling_evaluations
 from ripkit.rip.exhaustive import exact_rip
 from ripkit.rip.upper import group_bound
-from _brute import exact_profile
+from _brute import exact_profile, small_kron
 
 
 @pytest.mark.parametrize("seed", range(12))
 def test_per_support_inequality_and_bound_hold_on_every_support(seed):
     """λ_min(N) ≤ λ_min(G_S) ≤ λ_max(G_S) ≤ λ_max(M) for the R-split of every support, and the
     maximised bound above λ⁺ (below λ⁻) for both splits, never looser than the group bound."""
-    rng = np.random.default_rng(seed)
     m, n, a, b = 3 + seed % 5, 4 + seed % 3, 4 + seed % 2, 3 + seed % 2
-    d = KroneckerDictionary(rng.standard_normal((m, a)), rng.standard_normal((b, n)))
-    g_left, g_right = d.gram_factors()
-    gram = np.kron(g_right, g_left)
+    d, g_left, g_right, gram = small_kron(seed, m, n, a, b)
     for s in (2, 3, 4, 5):
         hl, ll = exact_profile(g_left, s)
         hr, lr = exact_profile(g_right, s)

@@ -87,23 +87,28 @@ def test_cli_table_shows_bracket(capsys):
     assert "certified bracket per dictionary" in out and "lower" in out and "upper" in out
 
 
-def test_cli_records_device_and_cap_and_does_not_import_torch_by_default():
-    code = ("import sys, json; from ripkit.rip.cli import main; "
-            "main(['--m', '12', '--n', '10', '--a', '4', '--b', '3', '--sparsity', '2', '--trials', '1', "
-            "'--samples', '20', '--estimator', 'bracket', '--max-supports', '50', '--format', 'json']); "
-            "print('torch' in sys.modules, file=sys.stderr)")
+def _cli_in_fresh_process(args: list[str], module: str) -> tuple[subprocess.CompletedProcess, str]:
+    """The CLI with ``args`` in a new interpreter: (the process, whether ``module`` was imported, as its stderr)."""
+    code = (f"import sys; from ripkit.rip.cli import main; main({args!r}); "
+            f"print({module!r} in sys.modules, file=sys.stderr)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 0 and proc.stderr.strip() == "False"
+    return proc, proc.stderr.strip()
+
+
+_SMALL = ["--m", "12", "--n", "10", "--a", "4", "--b", "3", "--sparsity", "2", "--samples", "20",
+          "--max-supports", "50"]
+
+
+def test_cli_records_device_and_cap_and_does_not_import_torch_by_default():
+    proc, imported = _cli_in_fresh_process(_SMALL + ["--trials", "1", "--estimator", "bracket", "--format", "json"],
+                                           "torch")
+    assert proc.returncode == 0 and imported == "False"
     out = json.loads(proc.stdout)
     assert out["device"] == "cpu" and out["max_supports"] == 50
 
 
 def test_cli_table_does_not_import_pandas():
     # pandas' import is ~0.2 s of the `llm` bracket run's 2 s target; the table needs none of it.
-    code = ("import sys; from ripkit.rip.cli import main; "
-            "main(['--m', '12', '--n', '10', '--a', '4', '--b', '3', '--sparsity', '2', '--trials', '2', "
-            "'--samples', '20', '--estimator', 'all', '--max-supports', '50']); "
-            "print('pandas' in sys.modules, file=sys.stderr)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert proc.returncode == 0 and proc.stderr.strip() == "False", proc.stderr
+    proc, imported = _cli_in_fresh_process(_SMALL + ["--trials", "2", "--estimator", "all"], "pandas")
+    assert proc.returncode == 0 and imported == "False", proc.stderr
     assert "certified bracket per dictionary" in proc.stdout

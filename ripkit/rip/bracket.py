@@ -329,18 +329,19 @@ def rip_bracket(dictionary, s: int, *, gram=None, random_lower=None, n_random: i
                   for g_split, split, other in splits]
         upper_plus["coupling"] = min(u for u, _ in bounds) / c - 1.0
         upper_minus["coupling"] = 1.0 - max(d for _, d in bounds) / c
-        exact_rect = _rectangles(_with_exact(fl, exact["left"], exact_max["left"]),
-                                 _with_exact(fr, exact["right"], exact_max["right"]), a, s, c)
-        for name, value in exact_rect.items():
+
+    # the factors' worst supports at every size found so far, exact where enumerated
+    found_l = _with_exact(fl, exact["left"], exact_max["left"])
+    found_r = _with_exact(fr, exact["right"], exact_max["right"])
+    if splits:  # the coupling bound's further enumerations give exact rectangles
+        for name, value in _rectangles(found_l, found_r, a, s, c).items():
             if value[0] > lower[name][0]:
                 lower[name] = value
 
     # -- lower: adversarial search on Ψ itself, seeded with the best random and rectangle supports and
-    # the best s cells of over-full rectangles of the factors' worst supports (every size found so far)
-    # where those beat the rectangle already
+    # the best s cells of over-full rectangles of the factors' worst supports where those beat the rectangle
     rectangle = {"max": (1.0 + lower["rectangle(+)"][0]) * c, "min": (1.0 - lower["rectangle(-)"][0]) * c}
-    grids = grid_starts(g_left, g_right, _with_exact(fl, exact["left"], exact_max["left"]),
-                        _with_exact(fr, exact["right"], exact_max["right"]), s, beat=rectangle)
+    grids = grid_starts(g_left, g_right, found_l, found_r, s, beat=rectangle)
     kg = KronGram(g_left, g_right) if device is None else TorchKronGram(g_left, g_right, device)
     cut = False
     for side, name, extra in (("max", "adversarial(+)", [lower["rectangle(+)"][1], random_lower.support]),

@@ -53,8 +53,9 @@ from numba import njit, prange
 
 from ripkit._checks import check_matrix
 from ripkit._numba import lazy_kernel
-from ripkit.rip._enumerate import _unrank, block_extremes, enumerate_extremes, margin_factor
+from ripkit.rip._enumerate import _factor, _unrank, block_extremes, enumerate_extremes, margin_factor
 from ripkit.rip.exhaustive import _binomial_table, merge_max
+from ripkit.rip.upper import gershgorin_rows
 
 __all__ = ["BranchBoundMax", "branch_bound_max", "prefix_count"]
 
@@ -102,25 +103,6 @@ def _suffix_pair_max(g):
 _suffix_pair_max_kernel = lazy_kernel(_suffix_pair_max)
 
 
-@njit(inline="always")
-def _cholesky_succeeds(g, c, q, level, fac):
-    """True if the Cholesky factorisation of level·I − G[c, c] (q×q) succeeds: then λ_max(G[c, c]) < level
-    up to its rounding, ≤ (q+2)·q·u·(σ + |level|) (Higham, Thm 10.3), which the caller's margin covers."""
-    for r in range(q):
-        for i in range(r):
-            acc = -g[c[r], c[i]]
-            for k in range(i):
-                acc -= fac[r, k] * fac[i, k]
-            fac[r, i] = acc / fac[i, i]
-        piv = level - g[c[r], c[r]]
-        for k in range(r):
-            piv -= fac[r, k] * fac[r, k]
-        if not piv > 0.0:
-            return False
-        fac[r, r] = math.sqrt(piv)
-    return True
-
-
 def _prune(g, q, gamma_after, threshold, slack, mfac, sigma, offsets, keep):
     """keep[rank] = not (UB(P) < threshold) for every prefix P of length q ≥ 1 (ranks in lexicographic order)."""
     d = g.shape[0]
@@ -129,7 +111,7 @@ def _prune(g, q, gamma_after, threshold, slack, mfac, sigma, offsets, keep):
         c = np.empty(q, np.int64)
         for k in range(q):
             c[k] = i + k
-        sub = np.empty((q, q))
+        fac, inv = np.empty((q, q)), np.empty(q)
         rank = offsets[i]
         while True:
             # β²: the two largest c_j = Σ_{p∈P} G_pj² over the candidates j > max P
@@ -155,7 +137,9 @@ def _prune(g, q, gamma_after, threshold, slack, mfac, sigma, offsets, keep):
                     for m in range(q):
                         row += abs(g[c[k], c[m]])
                     row_max = max(row_max, row)
-                ok = not (row_max < level or _cholesky_succeeds(g, c, q, level, sub))
+                # Cholesky of level·I − G_P (sign −1): its success certifies λ_max(G_P) < level up to
+                # rounding that the margin above covers (``ripkit.rip._enumerate``)
+                ok = not (row_max < level or _factor(g, c, q, -1.0, level, fac, inv))
             keep[rank] = ok
             rank += 1
             # next prefix with the same first element (elements 1..q−1 advance lexicographically)
@@ -227,9 +211,8 @@ def branch_bound_max(gram: np.ndarray, t: int, incumbent: float, *, max_supports
         return None
     t0 = time.perf_counter()
     q = t - _R
-    off = np.abs(gram - np.diag(np.diag(gram)))
-    score = np.diag(gram) + -np.partition(-off, t - 2, axis=1)[:, :t - 1].sum(axis=1)
-    perm = np.argsort(-score, kind="stable")
+    diag, top = gershgorin_rows(gram, t)
+    perm = np.argsort(-(diag + top), kind="stable")
     g = np.ascontiguousarray(gram[np.ix_(perm, perm)])
     gamma_after = _suffix_pair_max_kernel(g)
     sigma = float(np.max(np.abs(g)))

@@ -43,7 +43,6 @@ import numpy as np
 
 from ripkit._numba import lazy_kernel
 from ripkit.rip.adversarial import DenseGram, adversarial_search
-from ripkit.rip.branch_bound import branch_bound_max, prefix_count
 from ripkit.rip.exhaustive import enumeration_feasible, exact_rip
 
 #: Branch and bound (``ripkit.rip.branch_bound``) bounds at most this many prefixes per size.
@@ -51,16 +50,22 @@ MAX_PREFIXES = 20_000_000
 #: Starts of the search that gives branch and bound its incumbent (cheap on a factor Gram).
 INCUMBENT_RESTARTS = 50
 
-__all__ = ["gram_gershgorin", "kron_gershgorin", "gershgorin_profile", "factor_profile", "group_bound"]
+__all__ = ["gram_gershgorin", "gershgorin_rows", "kron_gershgorin", "gershgorin_profile", "factor_profile", "group_bound"]
 
 
 def gram_gershgorin(gram: np.ndarray, s: int) -> tuple[float, float]:
     """Row-wise Gershgorin bounds on every s×s principal sub-block: (λ_max ≤ hi, λ_min ≥ lo)."""
+    d, top = gershgorin_rows(gram, s)
+    return float(np.max(d + top)), float(np.min(d - top))
+
+
+def gershgorin_rows(gram: np.ndarray, s: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row i: (G_ii, the sum of its s−1 largest off-diagonal |G_ij|); an eigenvalue of any s×s
+    principal sub-block containing row i lies within that sum of G_ii."""
     off = _abs_off_diagonal(gram)
     t = min(s - 1, gram.shape[0] - 1)
     top = -np.partition(-off, t - 1, axis=1)[:, :t].sum(axis=1) if t > 0 else np.zeros(gram.shape[0])
-    d = np.diag(gram)
-    return float(np.max(d + top)), float(np.min(d - top))
+    return np.diag(gram), top
 
 
 def _abs_off_diagonal(gram: np.ndarray) -> np.ndarray:
@@ -222,7 +227,7 @@ def factor_profile(gram: np.ndarray, s: int, known: dict, eigenvalues: np.ndarra
     pruned = {}
     for t in sorted(set(rest) - extra):
         weight = max(1.0, (t / 5) ** 2)
-        if t >= 3 and pruned_supports >= weight and prefix_count(d, t) <= MAX_PREFIXES:
+        if t >= 3 and pruned_supports >= weight:
             res = memo(("branch_bound_max", t, pruned_supports),
                        lambda: _branch_bound(gram, t, pruned_supports / weight, memo))
             if res is not None:
@@ -250,7 +255,13 @@ def factor_profile(gram: np.ndarray, s: int, known: dict, eigenvalues: np.ndarra
 
 def _branch_bound(gram, t: int, max_supports: float, memo):
     """``branch_bound_max`` with the adversarial search's best support as the incumbent (seed 0: the
-    result, when not None, is exact whatever the incumbent; a better one only prunes more)."""
+    result, when not None, is exact whatever the incumbent; a better one only prunes more); None
+    without a search when it would bound more than ``MAX_PREFIXES`` prefixes."""
+    # imported here: branch_bound sorts the columns by this module's Gershgorin rows
+    from ripkit.rip.branch_bound import branch_bound_max, prefix_count
+
+    if prefix_count(gram.shape[0], t) > MAX_PREFIXES:
+        return None
     dense, paths = memo(("search",), lambda: (DenseGram(gram), {}))
     incumbent = adversarial_search(dense, t, "max", restarts=INCUMBENT_RESTARTS, seed=0, paths=paths)
     return branch_bound_max(gram, t, incumbent.eigenvalue, max_supports=max_supports)
