@@ -11,13 +11,15 @@ prints them on one line and exits 2 as well.
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
 import json
 import math
 import os
 import sys
+import threading
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
 import numpy as np
 
@@ -253,3 +255,29 @@ def run_main(prog: str, body: Callable[[], int | None],
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+
+
+def exit_now(code: int) -> NoReturn:
+    """End a CLI process with status ``code``, skipping only the interpreter's teardown.
+
+    For ``__main__`` modules, after ``main`` returned (a library call must never end the
+    process).  Output is flushed and every ``atexit`` handler runs first; what ``os._exit``
+    then skips is Python freeing every module's objects one at a time, which with numba
+    loaded costs 0.1–0.2 s (``python -m ripkit.rip --config llm --estimator bracket``:
+    ≈ 2.1 s → 1.9 s on 2 cores).  When another thread is alive, or flushing fails, the
+    ordinary exit runs instead (it joins the threads and reports the failure).
+    """
+    if threading.active_count() == 1:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            sys.exit(code)
+        atexit._run_exitfuncs()  # what the interpreter would run at exit (coverage, loggers, joblib)
+        try:  # the handlers may have written too
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os._exit(code)
+    sys.exit(code)

@@ -51,3 +51,41 @@ def test_broken_pipe_is_quiet():
                           f"--format csv | head -1", shell=True, capture_output=True, text=True)
     assert proc.stderr == ""
     assert proc.stdout.startswith("b,a,n,m,config") or proc.stdout.count("\n") == 1
+
+
+def _exit_now_process(body: str) -> subprocess.CompletedProcess:
+    code = "import atexit, sys, threading\nfrom ripkit._cli import exit_now\n" + body
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("status", [0, 2, 3])
+def test_exit_now_flushes_runs_atexit_handlers_and_keeps_the_status(status):
+    proc = _exit_now_process("atexit.register(lambda: print('handler ran', file=sys.stderr))\n"
+                             f"sys.stdout.write('unflushed output')\nexit_now({status})\n")
+    assert proc.returncode == status
+    assert proc.stdout == "unflushed output" and proc.stderr.strip() == "handler ran"
+
+
+def test_exit_now_waits_for_a_live_thread_like_an_ordinary_exit():
+    proc = _exit_now_process("import time\n"
+                             "threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))).start()\n"
+                             "exit_now(0)\n")
+    assert proc.returncode == 0 and proc.stdout.strip() == "thread done"
+
+
+@pytest.mark.parametrize("module", ["ripkit.rip", "ripkit.analyze", "ripkit.train"])
+def test_cli_entry_points_exit_with_main_status(module, tmp_path):
+    """``python -m`` ends through ``exit_now``: usage errors still exit 2, with their one line."""
+    proc = subprocess.run([sys.executable, "-m", module, "--no-such-flag"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"python -m {module}: error:")
+
+
+def test_rip_entry_point_writes_its_output_and_exits_0(tmp_path):
+    out = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, "-m", "ripkit.rip", "--m", "12", "--n", "10", "--a", "4", "--b", "3",
+                           "--sparsity", "2", "--samples", "20", "--trials", "1", "--estimator", "bracket",
+                           "--format", "json", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert json.loads(out.read_text())["records"][0]["estimator"] == "bracket"

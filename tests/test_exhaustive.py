@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
+import ripkit.rip._enumerate as enumerate_kernels
 import ripkit.rip.exhaustive as exhaustive
 from ripkit.rip.exhaustive import (
     DEFAULT_MAX_SUPPORTS,
@@ -192,13 +193,13 @@ def test_unrank_and_successor_follow_itertools_order(d, s):
     binom = exhaustive._binomial_table(d, s)
     expected = list(itertools.combinations(range(d), s))
     walked = np.empty(s, np.int64)
-    exhaustive._unrank.py_func(0, d, s, binom, walked)
+    enumerate_kernels._unrank.py_func(0, d, s, binom, walked)
     for rank, combo in enumerate(expected):
         out = np.empty(s, np.int64)
-        exhaustive._unrank.py_func(rank, d, s, binom, out)
+        enumerate_kernels._unrank.py_func(rank, d, s, binom, out)
         assert tuple(out) == combo
         assert tuple(walked) == combo
-        assert exhaustive._successor.py_func(walked, d, s) == (rank < len(expected) - 1)
+        assert enumerate_kernels._successor.py_func(walked, d, s) == (rank < len(expected) - 1)
 
 
 def test_every_support_is_visited_with_tiny_chunks(monkeypatch):

@@ -1,5 +1,4 @@
-import sys
-
+from ripkit._cli import exit_now
 from ripkit.analyze.cli import main
 
-sys.exit(main())
+exit_now(main())

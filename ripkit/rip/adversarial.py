@@ -40,9 +40,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ripkit.projections import as_generator
-from ripkit.rip._search_kernels import kron_top_kernel, top_kernel
 
 __all__ = ["DenseGram", "KronGram", "SearchResult", "greedy_support", "swap_search", "adversarial_search"]
+
+
+def _kernels():
+    """``ripkit.rip._search_kernels``, imported on first use: it imports numba (``ripkit._numba``)."""
+    from ripkit.rip import _search_kernels
+
+    return _search_kernels
 
 
 class _Diagonal:
@@ -95,8 +101,8 @@ class DenseGram(_Diagonal):
 
     def top_candidates(self, support, lams, vecs, side: str, tries: int) -> np.ndarray:
         """Per column p of ``vecs``: the ``tries`` non-members with the best 2×2 proxy, best first (−1 pads)."""
-        return top_kernel(np.ascontiguousarray(lams, dtype=np.float64), self.couplings(support, vecs), self.diag(),
-                           _members(self.size, support), _sign(side), tries, False)
+        return _kernels().top_kernel(np.ascontiguousarray(lams, dtype=np.float64), self.couplings(support, vecs),
+                                     self.diag(), _members(self.size, support), _sign(side), tries, False)
 
 
 class KronGram(_Diagonal):
@@ -140,7 +146,7 @@ class KronGram(_Diagonal):
         """``DenseGram.top_candidates`` from the factors, pruned exactly (``ripkit.rip._search_kernels``)."""
         support = np.asarray(support, dtype=np.int64)
         k, l = support % self.a, support // self.a
-        return kron_top_kernel(
+        return _kernels().kron_top_kernel(
             np.ascontiguousarray(lams, dtype=np.float64), np.ascontiguousarray(vecs, dtype=np.float64),
             np.ascontiguousarray(self.g_left[k]), np.ascontiguousarray(self.g_right[l]),
             np.ascontiguousarray(np.diag(self.g_left)), np.ascontiguousarray(np.diag(self.g_right)),
@@ -272,7 +278,7 @@ def swap_search(gram, support, side: str, *, deadline: float = np.inf, max_round
             lams, vecs = _drop_one_eigenpairs(gram.block(support, support), side)
             top = gram.top_candidates(support, lams, vecs, side, tries)
         else:  # dropping the only member leaves nothing to couple with: the score is the diagonal
-            top = top_kernel(np.zeros(1), np.zeros((1, gram.size)), gram.diag(),
+            top = _kernels().top_kernel(np.zeros(1), np.zeros((1, gram.size)), gram.diag(),
                               _members(gram.size, support), _sign(side), tries, True)
         improved = False
         for block in _position_blocks(s):

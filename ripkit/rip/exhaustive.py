@@ -39,11 +39,9 @@ import numbers
 import time
 from dataclasses import asdict, dataclass
 
-import numba
 import numpy as np
 
 from ripkit._checks import check_matrix, check_positive_int
-from ripkit.rip._enumerate import _successor, _unrank, enumerate_extremes  # noqa: F401 (tests walk them)
 from ripkit.rip.torch_path import enumerate_extremes_torch, resolve_device
 
 __all__ = [
@@ -245,6 +243,10 @@ def exact_rip(
         seconds = time.perf_counter() - t0
         lam_max, lam_min = float(lam_max), float(lam_min)
     else:
+        import numba  # with the kernels, on first use: ``ripkit._numba``
+
+        from ripkit.rip._enumerate import enumerate_extremes
+
         tasks = prefix_tasks(d, s, _MIN_TASKS)
         n_workers = 1 if total < _PARALLEL_MIN_SUPPORTS else max(1, min(numba.get_num_threads(), tasks.shape[0]))
         enumerate_extremes(np.eye(2), 2, np.zeros((1, 0), np.int64), n_workers)  # compile/load outside the clock

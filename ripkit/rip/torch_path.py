@@ -28,7 +28,6 @@ import math
 
 import numpy as np
 
-from ripkit.rip._enumerate import block_extremes, margin_factor
 from ripkit.rip.adversarial import KronGram
 
 __all__ = ["resolve_device", "enumerate_extremes_torch", "TorchKronGram", "CHUNK_BYTES"]
@@ -106,6 +105,8 @@ def enumerate_extremes_torch(g: np.ndarray, s: int, device: str, *, chunk: int |
     what fits in ``CHUNK_BYTES``).
     """
     import torch
+
+    from ripkit.rip._enumerate import block_extremes, margin_factor  # numba, like the path it matches
 
     device = _torch_device(device)
     if chunk is None:

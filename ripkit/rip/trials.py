@@ -161,8 +161,8 @@ def rip_trials(m, n, a, b, *, sparsity=(5, 10, 20), n_samples=1000, trials=10, s
         check_choice("estimator", e, ESTIMATORS)
     kwargs = dict(sparsity=sparsity, n_samples=n_samples, scale=scale, kind=kind, estimators=tuple(estimators),
                   percentile=percentile, budget_seconds=budget_seconds, device=device, max_supports=max_supports)
-    # In-process trials: numba's start-up overlaps drawing the first dictionary and its Gram factors.
-    warm_up = start_warm_up() if n_jobs == 1 else None
+    # In-process trials: numba's import and start-up overlap drawing the first dictionary and its Gram factors.
+    warm_up = start_warm_up("ripkit.rip._search_kernels", "ripkit.rip._enumerate") if n_jobs == 1 else None
     try:
         results = _map_trials(m, n, a, b, seed, trials, n_jobs, backend, progress, kwargs)
     finally:

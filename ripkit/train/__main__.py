@@ -1,5 +1,4 @@
-import sys
-
+from ripkit._cli import exit_now
 from ripkit.train.cli import main
 
-sys.exit(main())
+exit_now(main())
