@@ -263,9 +263,9 @@ def exit_now(code: int) -> NoReturn:
     For ``__main__`` modules, after ``main`` returned (a library call must never end the
     process).  Output is flushed and every ``atexit`` handler runs first; what ``os._exit``
     then skips is Python freeing every module's objects one at a time, which with numba
-    loaded costs 0.1–0.2 s (``python -m ripkit.rip --config llm --estimator bracket``:
-    ≈ 2.1 s → 1.9 s on 2 cores).  When another thread is alive, or flushing fails, the
-    ordinary exit runs instead (it joins the threads and reports the failure).
+    loaded costs 0.1–0.2 s (measured ≈ 0.15 s of ``python -m ripkit.rip --config llm
+    --estimator bracket``'s 2 s on 2 cores).  When another thread is alive, or flushing
+    fails, the ordinary exit runs instead (it joins the threads and reports the failure).
     """
     if threading.active_count() == 1:
         try:

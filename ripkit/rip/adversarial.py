@@ -279,7 +279,7 @@ def swap_search(gram, support, side: str, *, deadline: float = np.inf, max_round
             top = gram.top_candidates(support, lams, vecs, side, tries)
         else:  # dropping the only member leaves nothing to couple with: the score is the diagonal
             top = _kernels().top_kernel(np.zeros(1), np.zeros((1, gram.size)), gram.diag(),
-                              _members(gram.size, support), _sign(side), tries, True)
+                                        _members(gram.size, support), _sign(side), tries, True)
         improved = False
         for block in _position_blocks(s):
             if time.perf_counter() > deadline:
