@@ -71,6 +71,8 @@ def test_refuses_what_it_cannot_do():
     asym[0, 1] += 1e-3
     with pytest.raises(ValueError, match="must be symmetric"):
         branch_bound_max(asym, 4, 1.0, max_supports=10**6)
+    with pytest.raises(ValueError, match="are too large"):
+        branch_bound_max(np.diag([1.5e308] + [1.0] * 19), 4, 1.0, max_supports=10**6)
     with pytest.raises(ValueError, match="t=2 must be in"):
         branch_bound_max(gram, 2, 1.0, max_supports=10**6)
     with pytest.raises(ValueError, match="must be attained"):

@@ -252,6 +252,7 @@ GOOD = np.eye(4)
         (np.ones(4), 2, {}, ValueError, r"gram must be a 2-D array"),
         (np.triu(np.ones((4, 4))), 2, {}, ValueError, r"gram must be symmetric: max \|gram - gram"),
         (np.diag([1.0, np.nan, 1.0, 1.0]), 2, {}, ValueError, r"gram contains NaN or infinite"),
+        (np.diag([1.5e308, 1.0, 1.0, 1.0]), 2, {}, ValueError, r"gram entries up to 1.5e\+308 are too large"),
         (GOOD, 0, {}, ValueError, r"s=0 must be >= 1"),
         (GOOD, 5, {}, ValueError, r"s=5 must be <= d=4"),
         (GOOD, 2.0, {}, TypeError, r"s must be an int"),
@@ -265,7 +266,7 @@ GOOD = np.eye(4)
         ),
     ],
     ids=[
-        "not-square", "1-D", "asymmetric", "nan", "s-zero", "s-above-d", "s-float",
+        "not-square", "1-D", "asymmetric", "nan", "overflow", "s-zero", "s-above-d", "s-float",
         "scale-zero", "scale-inf", "max-supports-zero", "max-supports-str", "too-many",
     ],
 )

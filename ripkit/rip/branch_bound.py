@@ -54,7 +54,7 @@ from numba import njit, prange
 from ripkit._checks import check_matrix
 from ripkit._numba import lazy_kernel
 from ripkit.rip._enumerate import _factor, _unrank, block_extremes, enumerate_extremes, margin_factor
-from ripkit.rip.exhaustive import _binomial_table, merge_max
+from ripkit.rip.exhaustive import _binomial_table, check_symmetric, merge_max, symmetrised
 from ripkit.rip.upper import gershgorin_rows
 
 __all__ = ["BranchBoundMax", "branch_bound_max", "prefix_count"]
@@ -189,18 +189,14 @@ def branch_bound_max(gram: np.ndarray, t: int, incumbent: float, *, max_supports
     Raises
     ------
     ValueError
-        ``gram`` not square or not symmetric (to 1e-8 relative, as ``exact_rip``), t outside
-        [3, d], or an ``incumbent`` above every support's λ_max (not attained: pruning against
-        it could drop the maximum, so nothing is returned).
+        ``gram`` not square, not symmetric (to 1e-8 relative, as ``exact_rip``) or with entries
+        that would overflow, t outside [3, d], or an ``incumbent`` above every support's λ_max
+        (not attained: pruning against it could drop the maximum, so nothing is returned).
     """
     gram = check_matrix("gram", gram)
     if gram.shape[0] != gram.shape[1]:
         raise ValueError(f"gram must be a symmetric square matrix, got shape {gram.shape}")
-    if not np.array_equal(gram, gram.T):  # as exact_rip: a rounding-level asymmetry is symmetrised
-        asym, allowed = float(np.max(np.abs(gram - gram.T))), 1e-8 * max(1.0, float(np.max(np.abs(gram))))
-        if asym > allowed:
-            raise ValueError(f"gram must be symmetric: max |gram - gram.T| = {asym:.3g} exceeds {allowed:.3g}")
-        gram = 0.5 * (gram + gram.T)
+    gram = symmetrised(gram, check_symmetric(gram))  # as exact_rip: rounding-level asymmetry is symmetrised
     d = gram.shape[0]
     if not 3 <= t <= d:
         raise ValueError(f"t={t} must be in [3, d={d}]")
@@ -237,8 +233,7 @@ def branch_bound_max(gram: np.ndarray, t: int, incumbent: float, *, max_supports
                          "attained by one (e.g. an adversarial search's result)")
     found = top[1]
     support = tuple(sorted(int(perm[i]) for i in found))
-    own = gram if gram.flags.c_contiguous and gram.flags.writeable else np.array(gram, order="C")  # one array type
-    lam_max = float(block_extremes(own, np.array(support, np.int64), t, np.empty((t, t)))[1])
+    lam_max = float(block_extremes(gram, np.array(support, np.int64), t, np.empty((t, t)))[1])
     return BranchBoundMax(t=t, lam_max=lam_max, support_max=support, n_prefixes=n_prefixes,
                           n_kept=len(tasks), n_enumerated=n_enumerated, n_supports=math.comb(d, t),
                           seconds=time.perf_counter() - t0)

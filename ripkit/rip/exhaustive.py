@@ -207,26 +207,15 @@ def exact_rip(
     limit = _check_max_supports(max_supports)
     torch_device = resolve_device(device)
     scale = _check_isometry_scale(isometry_scale)
-    largest = float(np.max(np.abs(g)))
-    # An exactly symmetric G (every Gram matrix numpy's syrk returns) is its own symmetrisation,
-    # 0.5·(G + Gᵀ) = G bit for bit unless G + Gᵀ overflows: then the O(d²) transposed passes are skipped.
-    exact = largest <= np.finfo(np.float64).max / 2 and np.array_equal(g, g.T)
-    asym = 0.0 if exact else float(np.max(np.abs(g - g.T)))
-    allowed = symmetry_tol * max(1.0, largest)
-    if asym > allowed:
-        raise ValueError(
-            f"gram must be symmetric: max |gram - gram.T| = {asym:.3g} exceeds {allowed:.3g}"
-        )
+    exact = check_symmetric(g, symmetry_tol)
     total = math.comb(d, s)
     if total > limit or total > _INT64_CAP:  # the kernel counts ranks in int64
         raise ValueError(
             f"exhaustive enumeration for s={s}, d={d} needs C({d}, {s}) = {total} supports, "
             f"more than max_supports={max_supports}; lower s, or raise max_supports"
         )
-    if not exact:
-        g = np.ascontiguousarray(0.5 * (g + g.T))
-    elif s > 1 and not (g.flags.c_contiguous and g.flags.writeable):  # the kernels take one array type
-        g = np.array(g, order="C")
+    if s > 1 or not exact:
+        g = symmetrised(g, exact)
 
     # 2. enumerate
     if s == 1:  # the 1×1 blocks are the diagonal
@@ -278,6 +267,33 @@ def exact_rip(
         n_solved=n_solved,
         isometry_scale=scale,
     )
+
+
+def check_symmetric(g: np.ndarray, symmetry_tol: float = 1e-8) -> bool:
+    """Check a square float64 Gram matrix (``check_matrix``'s output) for the enumerators; returns
+    whether G equals Gᵀ exactly (every Gram matrix numpy's syrk returns does).
+
+    ValueError when max |G − Gᵀ| exceeds ``symmetry_tol``·max(1, max |G|), or when the entries are
+    so large that a sum of d of them (a block's eigenvalue, G + Gᵀ) could overflow float64.
+    """
+    d = g.shape[0]
+    largest = float(np.max(np.abs(g))) if g.size else 0.0
+    if largest > np.finfo(np.float64).max / (2 * max(d, 1)):
+        raise ValueError(f"gram entries up to {largest:.3g} are too large: sums of d={d} of them overflow float64")
+    if np.array_equal(g, g.T):
+        return True
+    asym, allowed = float(np.max(np.abs(g - g.T))), symmetry_tol * max(1.0, largest)
+    if asym > allowed:
+        raise ValueError(f"gram must be symmetric: max |gram - gram.T| = {asym:.3g} exceeds {allowed:.3g}")
+    return False
+
+
+def symmetrised(g: np.ndarray, exact: bool) -> np.ndarray:
+    """(G + Gᵀ)/2 as the kernels take it (C-contiguous, writable); G itself, or a C copy, when
+    ``exact`` (``check_symmetric``'s answer): then it is its own symmetrisation bit for bit."""
+    if not exact:
+        return np.ascontiguousarray(0.5 * (g + g.T))
+    return g if g.flags.c_contiguous and g.flags.writeable else np.array(g, order="C")
 
 
 def merge_max(hi_val, hi_sup) -> tuple[float, tuple]:
