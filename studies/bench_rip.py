@@ -342,17 +342,17 @@ def write_markdown(df, env_start, env_end, args, path):
         b = sec["bracket"]
         now_s = b["after_s"].iloc[0]
         lines += [f"## `python -m ripkit.rip --config llm --estimator bracket --trials 1`, before ({BEFORE}) and now",
-                  "", "The command exactly as written (its table to stdout; the brackets compared come from one more run "
-                  f"with `--format json`). Whole process (imports, numba cache loads, all three s), best of 2 interleaved runs after a "
-                  f"warm-up, {args.threads} BLAS/numba thread(s) (now: numba's import and one-off start-up run on a "
-                  "second Python thread while the first dictionary is drawn, `ripkit._numba.start_warm_up`): before "
+                  "", "The command exactly as written (its table to stdout; the brackets compared come from one "
+                  "more run with `--format json`). Whole process (imports, numba cache loads, all three s), best of 2 "
+                  f"interleaved runs after a warm-up, {args.threads} BLAS/numba thread(s) (now: numba's import and "
+                  "one-off start-up run on a second Python thread while the first dictionary is drawn, `ripkit._numba.start_warm_up`): before "
                   f"**{b['before_s'].iloc[0]:.1f} s**, now **{now_s:.1f} s** ({b['speedup'].iloc[0]:.1f}×; target "
                   f"≤ 2 s: {'met' if now_s <= 2 else 'not met'} in this run). Without pinned threads (BLAS and numba "
                   "on every core, what a plain `python -m ripkit.rip` gets): "
                   f"{b['after_default_threads_s'].iloc[0]:.2f} s. "
-                  "Since this issue's last stop, `import ripkit.rip.cli` no longer imports numba (the warm-up thread "
-                  "does) and `python -m ripkit.rip` skips the interpreter's teardown after its output and `atexit` "
-                  "handlers (`ripkit._cli.exit_now`). Per s, the bracket's own `seconds`:",
+                  "`import ripkit.rip.cli` does not import numba (the warm-up thread does), and `python -m ripkit.rip` "
+                  "skips the interpreter's teardown after its output and `atexit` handlers (`ripkit._cli.exit_now`). "
+                  "Per s, the bracket's own `seconds`:",
                   "",
                   _table(b, ["s", "before_bracket_s", "after_bracket_s", "same_lower", "before_upper", "after_upper",
                              "after_upper_by"],
