@@ -25,6 +25,25 @@ __all__ = ["KroneckerDictionary", "DEFAULT_MAX_DENSE_BYTES"]
 
 #: ``to_dense`` refuses to build Ψ above this many bytes (256 MiB).
 DEFAULT_MAX_DENSE_BYTES = 256 * 2**20
+#: Ψα's last product goes through ``ripkit._thin_gemm`` up to this inner dimension; above
+#: it OpenBLAS is as fast (``studies/bench_operator.py``, ``figures/bench_operator.md``).
+THIN_GEMM_MAX_INNER = 128
+
+
+def _vec_product(a: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """``a @ u`` for Ψα's last product, whose rows are columns of X in the vec layout.
+
+    ``ripkit._thin_gemm`` for a float64 inner dimension ≤ ``THIN_GEMM_MAX_INNER`` where it
+    is the faster (OpenBLAS slows down writing rows m·8 bytes apart, see there),
+    ``numpy.matmul`` otherwise.  Both give the same result up to rounding.
+    """
+    k = a.shape[-1]
+    if k <= THIN_GEMM_MAX_INNER and a.dtype == np.float64 and u.dtype == np.float64:
+        from ripkit import _thin_gemm  # imports numba: only here, on first use
+
+        if _thin_gemm.faster_than_blas(2.0 * a.shape[0] * k * u.shape[-1] * (u.shape[0] if u.ndim == 3 else 1)):
+            return _thin_gemm.thin_matmul(a, u)
+    return a @ u
 
 
 def _frozen_factor(name: str, value) -> np.ndarray:
@@ -155,7 +174,11 @@ class KroneckerDictionary:
         Two GEMMs in the cheaper order (``_left_first``) written straight into
         the vec layout: a block comes back column-major, so the mn·K result is
         never transposed or copied.  A row-major α (ab, K) is copied to
-        column-major first (O(ab·K), the small side).
+        column-major first (O(ab·K), the small side).  The second GEMM writes
+        the large result; with a small inner dimension it is ``ripkit._thin_gemm``'s
+        register-tiled kernel, which avoids OpenBLAS's slow stores into rows
+        4 KiB apart (see ``_vec_product``); the first such call in a process
+        loads numba (≈ 0.6 s once, less when another ripkit kernel already ran).
         """
         alpha = np.asarray(alpha)
         m, n, a, b, left_first, _ = self._plan()
@@ -163,7 +186,7 @@ class KroneckerDictionary:
         if alpha.ndim == 1 and alpha.shape[0] == a * b and alpha.flags.c_contiguous:
             # the common call, without the general path's reshapes (microseconds on small Ψ): Y₁ᵀ is a view
             y_t = alpha.reshape(b, a)
-            return (R.T @ (y_t @ L.T) if left_first else (R.T @ y_t) @ L.T).reshape(m * n)
+            return (_vec_product(R.T, y_t @ L.T) if left_first else _vec_product(R.T @ y_t, L.T)).reshape(m * n)
         if alpha.ndim not in (1, 2) or alpha.shape[0] != a * b:
             raise ValueError(f"alpha must have shape ({a * b},) or ({a * b}, K), got {alpha.shape}")
         k = 1 if alpha.ndim == 1 else alpha.shape[1]
@@ -171,14 +194,14 @@ class KroneckerDictionary:
         cores_t = np.asfortranarray(alpha.reshape(a * b, k)).T.reshape(k, b, a)
         if k == 1:  # 2-D products: the batched (3-D) matmul costs microseconds more per call
             y_t = cores_t[0]
-            out_t = R.T @ (y_t @ L.T) if left_first else (R.T @ y_t) @ L.T  # X_tᵀ (n, m)
+            out_t = _vec_product(R.T, y_t @ L.T) if left_first else _vec_product(R.T @ y_t, L.T)  # X_tᵀ (n, m)
             return out_t.reshape(m * n) if alpha.ndim == 1 else out_t.reshape(m * n, 1)
         if left_first:
             t = (cores_t.reshape(k * b, a) @ L.T).reshape(k, b, m)  # (L·Y_t)ᵀ for all t: one GEMM
-            out_t = R.T @ t                                        # X_tᵀ = Rᵀ·(L·Y_t)ᵀ: (K, n, m)
+            out_t = _vec_product(R.T, t)                           # X_tᵀ = Rᵀ·(L·Y_t)ᵀ: (K, n, m)
         else:
             u = R.T @ cores_t                                      # (Y_t·R)ᵀ: (K, n, a)
-            out_t = (u.reshape(k * n, a) @ L.T).reshape(k, n, m)   # X_tᵀ: one GEMM
+            out_t = _vec_product(u.reshape(k * n, a), L.T).reshape(k, n, m)  # X_tᵀ: one GEMM
         return out_t.reshape(k, m * n).T  # X_tᵀ row-major is vec(X_t): a column-major (mn, K) view
 
     def rmatvec(self, x: np.ndarray) -> np.ndarray:

@@ -180,3 +180,33 @@ def test_memo_computes_once_per_dictionary_and_key():
     assert d.memo("k", lambda: calls.append(1) or 7) == 7
     assert d.memo("k", lambda: calls.append(1) or 8) == 7 and calls == [1]
     assert _dict(4, 5, 3, 2).memo("k", lambda: 9) == 9  # another dictionary, another memo
+
+
+@pytest.mark.parametrize("shape", ORDER_SHAPES)
+@pytest.mark.parametrize("k", [1, 3])
+def test_matvec_with_and_without_the_thin_kernel_agree(shape, k, monkeypatch):
+    """Ψα's last product through ripkit._thin_gemm (small inner dimension) or numpy.matmul: same to rounding."""
+    import ripkit.kron as kron
+
+    d = _dict(*shape, seed=11)
+    alpha = np.random.default_rng(k).standard_normal((d.shape[1], k))
+    thin = d.matvec(alpha)
+    monkeypatch.setattr(kron, "THIN_GEMM_MAX_INNER", 0)
+    np.testing.assert_allclose(thin, d.matvec(alpha), rtol=1e-13, atol=1e-13)
+
+
+def test_matvec_leaves_wide_or_complex_products_to_numpy(monkeypatch):
+    from ripkit import _thin_gemm
+
+    def refuse(*args):
+        raise AssertionError("thin_matmul called")
+
+    monkeypatch.setattr(_thin_gemm, "thin_matmul", refuse)
+    rng = np.random.default_rng(0)
+    wide = KroneckerDictionary(rng.standard_normal((200, 130)), rng.standard_normal((130, 200)))  # inner 130
+    alpha = rng.standard_normal(wide.shape[1])
+    np.testing.assert_allclose(wide.matvec(alpha), (wide.left @ alpha.reshape(130, 130, order="F") @ wide.right)
+                               .ravel(order="F"), rtol=1e-12, atol=1e-12)
+    d = _dict(5, 4, 3, 2)
+    z = rng.standard_normal(6) + 1j * rng.standard_normal(6)
+    np.testing.assert_allclose(d.matvec(z), np.kron(d.right.T, d.left) @ z, rtol=1e-12, atol=1e-12)
