@@ -5,8 +5,8 @@ the vec (column-major) layout, i.e. as the row-major product Rᵀ·(L·Y_t)ᵀ o
 (n, m) whose rows are m·8 bytes apart: 4 KiB at the paper's m = 512.  OpenBLAS's
 dgemm kernel (4×8 tiles on Haswell/Zen) then stores into eight output rows whose
 addresses share their L1 cache set, and with a small inner dimension it runs at about
-half speed (``figures/bench_operator.md``: 1.2–1.6× the same product written with
-rows 2 KiB apart, ``studies/bench_operator.py``).  Here each tile is 4 rows × 8
+half speed (``figures/bench_operator.md``, 'vec-layout GEMMs': 1.2–1.9× the same
+product written with rows 2 KiB apart at m = 512, b ≤ 32; ``studies/bench_operator.py``).  Here each tile is 4 rows × 8
 columns, so only four rows are live at once, the (k, m) operand is packed once into
 8-column panels read sequentially, and the eight 4-wide accumulators stay in
 registers for the whole inner loop.
@@ -150,10 +150,12 @@ _rows_kernel = lazy_kernel(_rows, nogil=True, boundscheck=False)
 def faster_than_blas(flops: float) -> bool:
     """Whether :func:`thin_matmul` beats ``numpy.matmul`` on a product of ``flops`` (inner dimension ≤ 128).
 
-    On one thread it always did (0.34–0.92× over the shapes of ``studies/bench_operator.py``
-    and LLM shapes with b ≤ 128).  It runs on one thread only, so where numba may use
-    several (the machine is not pinned, and BLAS is multi-threaded too) it is kept to
-    products below ``THREADED_MIN_FLOPS``, where starting threads does not pay.
+    On one thread it always did (0.34–0.95× of OpenBLAS writing the same layout, over the
+    m = 512 shapes of ``studies/bench_operator.py`` and (1024–4096)² shapes with b = 16–128).
+    It runs on one thread only, so where numba may use several (the machine is not pinned,
+    so BLAS runs on several too) it is kept to products below ``THREADED_MIN_FLOPS``: above
+    that, two BLAS threads were 1.5–1.8× faster on this 2-core machine ((4096, 4096, 256, 64)
+    and (2048, 2048, 512, 128)).
     """
     return flops < THREADED_MIN_FLOPS or numba.get_num_threads() == 1
 
