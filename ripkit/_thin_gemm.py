@@ -98,37 +98,37 @@ def _fma(typingctx, x, y, z):
     return sig, codegen
 
 
-def _pack(a, u):
-    """(af, p): ``a`` (N, k) row-major and flat; ``u`` (K, k, m) as NR-column panels p[t, panel, κ, :]."""
+def _packed_rows(a):
+    """``a`` (N, k) row-major and flat, whatever its strides: the tiles read a row's k entries in a run."""
     n_rows, k = a.shape
-    n_items, _, m = u.shape
     af = np.empty(n_rows * k)
     for i in range(n_rows):
         for kappa in range(k):
             af[i * k + kappa] = a[i, kappa]
-    panels = m // NR
-    p = np.empty(n_items * panels * k * NR)
-    for t in range(n_items):
-        for jp in range(panels):
-            base = (t * panels + jp) * k * NR
-            for kappa in range(k):
-                for jj in range(NR):
-                    p[base + kappa * NR + jj] = u[t, kappa, jp * NR + jj]
-    return af, p
+    return af
 
 
-def _rows(af, p, u, out):
-    """out[t] = a @ u[t] for every t: whole MR×NR tiles, the edges in scalar FMA chains."""
+def _rows(af, u, out):
+    """out[t] = a @ u[t] for every t: whole MR×NR tiles, the edges in scalar FMA chains.
+
+    u[t] is packed into NR-column panels p[panel, κ, :] just before its tiles (one item's
+    panels at a time: the extra memory is k·m, not the whole batch).
+    """
     n_items, k, m = u.shape
     n_rows = out.shape[1]
     panels = m // NR
     flat = out.reshape(n_items * n_rows * m)
     tiled_end = n_rows // MR * MR
+    p = np.empty(panels * k * NR)
     for t in range(n_items):
+        for jp in range(panels):
+            for kappa in range(k):
+                for jj in range(NR):
+                    p[(jp * k + kappa) * NR + jj] = u[t, kappa, jp * NR + jj]
         base = t * n_rows * m
         for i in range(0, tiled_end, MR):
             for jp in range(panels):
-                _tile(af, p, flat, i * k, (t * panels + jp) * k * NR, base + i * m + jp * NR, k, m)
+                _tile(af, p, flat, i * k, jp * k * NR, base + i * m + jp * NR, k, m)
             for j in range(panels * NR, m):  # columns past the last full panel
                 for r in range(MR):
                     c = 0.0
@@ -143,7 +143,7 @@ def _rows(af, p, u, out):
                 flat[base + i * m + j] = c
 
 
-_pack_kernel = lazy_kernel(_pack, nogil=True, boundscheck=False)
+_packed_rows_kernel = lazy_kernel(_packed_rows, nogil=True, boundscheck=False)
 _rows_kernel = lazy_kernel(_rows, nogil=True, boundscheck=False)
 
 
@@ -173,6 +173,5 @@ def thin_matmul(a: np.ndarray, u: np.ndarray) -> np.ndarray:
         raise TypeError(f"thin_matmul needs float64 operands, got {a.dtype} and {u.dtype}")
     u3 = u if u.ndim == 3 else u[None]
     out = np.empty((u3.shape[0], a.shape[0], u3.shape[2]))
-    af, p = _pack_kernel(a, u3)
-    _rows_kernel(af, p, u3, out)
+    _rows_kernel(_packed_rows_kernel(a), u3, out)
     return out if u.ndim == 3 else out[0]

@@ -195,6 +195,17 @@ def test_matvec_with_and_without_the_thin_kernel_agree(shape, k, monkeypatch):
     np.testing.assert_allclose(thin, d.matvec(alpha), rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.parametrize("shape", [(37, 19, 6, 3), (19, 37, 3, 6), (32, 16, 5, 4)])
+@pytest.mark.parametrize("k", [1, 3])
+def test_matvec_through_whole_kernel_tiles_against_numpy_kron(shape, k):
+    """Shapes with full 4×8 tiles of ripkit._thin_gemm plus ragged edges, both GEMM orders."""
+    d = _dict(*shape, seed=5)
+    psi = np.kron(d.right.T, d.left)
+    alpha = np.random.default_rng(k).standard_normal((psi.shape[1], k))
+    np.testing.assert_allclose(d.matvec(alpha), psi @ alpha, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(d.matvec(alpha[:, 0]), psi @ alpha[:, 0], rtol=1e-12, atol=1e-12)
+
+
 def test_matvec_leaves_wide_or_complex_products_to_numpy(monkeypatch):
     from ripkit import _thin_gemm
 
