@@ -5,11 +5,11 @@ the vec (column-major) layout, i.e. as the row-major product Rᵀ·(L·Y_t)ᵀ o
 (n, m) whose rows are m·8 bytes apart: 4 KiB at the paper's m = 512.  OpenBLAS's
 dgemm kernel (4×8 tiles on Haswell/Zen) then stores into eight output rows whose
 addresses share their L1 cache set, and with a small inner dimension it runs at about
-half speed (``figures/bench_operator.md``, 'vec-layout GEMMs': 1.2–1.9× the same
-product written with rows 2 KiB apart at m = 512, b ≤ 32; ``studies/bench_operator.py``).  Here each tile is 4 rows × 8
-columns, so only four rows are live at once, the (k, m) operand is packed once into
-8-column panels read sequentially, and the eight 4-wide accumulators stay in
-registers for the whole inner loop.
+half speed (``figures/bench_operator.md``, 'vec-layout GEMMs': 1.6–1.7× the same
+product written with rows 2 KiB apart at m = 512, b = 8; ``studies/bench_operator.py``).
+Here each tile is 4 rows × 8 columns, so only four rows are live at once; each (k, m)
+operand is packed once into 8-column panels read sequentially, and the eight 4-wide
+accumulators stay in registers for the whole inner loop.
 
 Arithmetic.  Every entry is one fused multiply-add chain in ascending κ,
 C[i, j] = fma(A[i, k−1], U[k−1, j], … fma(A[i, 0], U[0, j], 0)), the order OpenBLAS's
@@ -75,7 +75,8 @@ def _tile(typingctx, af, p, out, a0, p0, o0, k, ldo):
             u = [builder.load(vec_at(p_ptr, builder.add(row, const(4 * q))), align=8) for q in range(NR // 4)]
             for r in range(MR):
                 a = builder.load(builder.gep(a_ptr, [builder.add(builder.add(a0, builder.mul(k, const(r))), kappa)]))
-                a4 = builder.shuffle_vector(builder.insert_element(undef, a, ir.Constant(ir.IntType(32), 0)), undef, splat)
+                lane0 = builder.insert_element(undef, a, ir.Constant(ir.IntType(32), 0))
+                a4 = builder.shuffle_vector(lane0, undef, splat)  # a in all four lanes
                 for q in range(NR // 4):
                     builder.store(builder.call(fma, [a4, u[q], builder.load(acc[r][q])]), acc[r][q])
         for r in range(MR):
@@ -150,7 +151,7 @@ _rows_kernel = lazy_kernel(_rows, nogil=True, boundscheck=False)
 def faster_than_blas(flops: float) -> bool:
     """Whether :func:`thin_matmul` beats ``numpy.matmul`` on a product of ``flops`` (inner dimension ≤ 128).
 
-    On one thread it always did (0.34–0.95× of OpenBLAS writing the same layout, over the
+    On one thread it always did (0.31–0.93× of OpenBLAS writing the same layout, over the
     m = 512 shapes of ``studies/bench_operator.py`` and (1024–4096)² shapes with b = 16–128).
     It runs on one thread only, so where numba may use several (the machine is not pinned,
     so BLAS runs on several too) it is kept to products below ``THREADED_MIN_FLOPS``: above
