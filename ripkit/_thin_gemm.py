@@ -99,6 +99,16 @@ def _fma(typingctx, x, y, z):
     return sig, codegen
 
 
+@numba.njit(inline="always")
+def _chain(af, u, t, i, j):
+    """C[t, i, j] as one ascending FMA chain, the tiles' arithmetic: for the entries no tile covers."""
+    k = u.shape[1]
+    c = 0.0
+    for kappa in range(k):
+        c = _fma(af[i * k + kappa], u[t, kappa, j], c)
+    return c
+
+
 def _packed_rows(a):
     """``a`` (N, k) row-major and flat, whatever its strides: the tiles read a row's k entries in a run."""
     n_rows, k = a.shape
@@ -132,16 +142,10 @@ def _rows(af, u, out):
                 _tile(af, p, flat, i * k, jp * k * NR, base + i * m + jp * NR, k, m)
             for j in range(panels * NR, m):  # columns past the last full panel
                 for r in range(MR):
-                    c = 0.0
-                    for kappa in range(k):
-                        c = _fma(af[(i + r) * k + kappa], u[t, kappa, j], c)
-                    flat[base + (i + r) * m + j] = c
+                    flat[base + (i + r) * m + j] = _chain(af, u, t, i + r, j)
         for i in range(tiled_end, n_rows):  # rows past the last full tile
             for j in range(m):
-                c = 0.0
-                for kappa in range(k):
-                    c = _fma(af[i * k + kappa], u[t, kappa, j], c)
-                flat[base + i * m + j] = c
+                flat[base + i * m + j] = _chain(af, u, t, i, j)
 
 
 _packed_rows_kernel = lazy_kernel(_packed_rows, nogil=True, boundscheck=False)
