@@ -30,19 +30,28 @@ DEFAULT_MAX_DENSE_BYTES = 256 * 2**20
 THIN_GEMM_MAX_INNER = 128
 
 
+def _uses_thin_gemm(n_rows: int, inner: int, n_cols: int, n_items: int = 1) -> bool:
+    """Whether Ψα's last product, ``n_items`` × (n_rows, inner)·(inner, n_cols) in float64, goes
+    through ``ripkit._thin_gemm``: an inner dimension ≤ ``THIN_GEMM_MAX_INNER`` where it is the faster."""
+    if inner > THIN_GEMM_MAX_INNER:
+        return False
+    from ripkit import _thin_gemm  # imports numba: only here, on first use
+
+    return _thin_gemm.faster_than_blas(2.0 * n_items * n_rows * inner * n_cols)
+
+
 def _vec_product(a: np.ndarray, u: np.ndarray) -> np.ndarray:
     """``a @ u`` for Ψα's last product, whose rows are columns of X in the vec layout.
 
-    ``ripkit._thin_gemm`` for a float64 inner dimension ≤ ``THIN_GEMM_MAX_INNER`` where it
-    is the faster (OpenBLAS slows down writing rows m·8 bytes apart, see there),
-    ``numpy.matmul`` otherwise.  Both give the same result up to rounding.
+    ``ripkit._thin_gemm`` where ``_uses_thin_gemm`` (OpenBLAS slows down writing rows m·8
+    bytes apart, see there), ``numpy.matmul`` otherwise (and for other dtypes).  Both give
+    the same result up to rounding.
     """
-    k = a.shape[-1]
-    if k <= THIN_GEMM_MAX_INNER and a.dtype == np.float64 and u.dtype == np.float64:
-        from ripkit import _thin_gemm  # imports numba: only here, on first use
+    if a.dtype == np.float64 and u.dtype == np.float64 and \
+            _uses_thin_gemm(a.shape[0], a.shape[1], u.shape[-1], u.shape[0] if u.ndim == 3 else 1):
+        from ripkit._thin_gemm import thin_matmul
 
-        if _thin_gemm.faster_than_blas(2.0 * a.shape[0] * k * u.shape[-1] * (u.shape[0] if u.ndim == 3 else 1)):
-            return _thin_gemm.thin_matmul(a, u)
+        return thin_matmul(a, u)
     return a @ u
 
 

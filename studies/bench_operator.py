@@ -81,11 +81,7 @@ def _pylops(d):
 def _last_gemm(d, k):
     """Which code does Ψα's last product here: ripkit's own kernel or numpy (``ripkit.kron._vec_product``)."""
     inner = d.b if d._left_first() else d.a
-    if inner > kron.THIN_GEMM_MAX_INNER:
-        return "numpy"
-    from ripkit._thin_gemm import faster_than_blas
-
-    return "ripkit kernel" if faster_than_blas(2.0 * d.m * d.n * inner * k) else "numpy"
+    return "ripkit kernel" if kron._uses_thin_gemm(d.n, inner, d.m, k) else "numpy"
 
 
 def _rel(x, ref):
